@@ -1,0 +1,31 @@
+"""The api gateway: recommendation queries, the catalogue, the web page and the spike's routes."""
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from services.api.keys import database_key, settings_key
+from services.api.routes import setup_routes
+from shared.db import Database
+from shared.http import errors_middleware, setup_health, setup_metrics
+from shared.settings import ApiSettings
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    database = Database(app[settings_key])
+    database.start()
+    app[database_key] = database
+    yield
+    await database.close()
+
+
+def create_app(settings: ApiSettings, database: Database | None = None) -> web.Application:
+    app = web.Application(middlewares=[errors_middleware])
+    app[settings_key] = settings
+    if database is None:
+        app.cleanup_ctx.append(_database_ctx)
+    else:
+        app[database_key] = database
+    setup_metrics(app, "api")
+    setup_health(app, [lambda: app[database_key].problem()])
+    setup_routes(app)
+    return app

@@ -1,0 +1,70 @@
+"""Run one embedder worker: `python -m services.embedder [--until-idle SECONDS]`."""
+import argparse
+import asyncio
+import logging
+import signal
+from contextlib import AsyncExitStack
+
+import aio_pika
+from aiohttp import web
+
+from services.embedder.encoder import Encoder
+from services.embedder.health import create_health_app
+from services.embedder.metrics import WorkerMetrics
+from services.embedder.store import PgStore
+from services.embedder.worker import Worker
+from shared.amqp import Topology, declare
+from shared.db import Database, check_vector_dimension
+from shared.logs import configure_logging, redact
+from shared.settings import EmbedderSettings
+
+log = logging.getLogger("services.embedder")
+
+
+async def run(settings: EmbedderSettings, until_idle_s: float | None) -> None:
+    async with AsyncExitStack() as stack:
+        encoder = Encoder(settings.model_name, settings.model_path, settings.encode_device)
+        stack.callback(encoder.close)
+        database = Database(settings)
+        database.start()
+        stack.push_async_callback(database.close)
+        while (problem := await database.problem()) is not None:
+            log.warning("waiting for the database: %s", problem)
+            await asyncio.sleep(2)
+        await check_vector_dimension(database.pool, encoder.dimension)
+
+        connection = await aio_pika.connect_robust(settings.amqp_url)
+        stack.push_async_callback(connection.close)
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=settings.batch_size * 2)
+        _, queue = await declare(channel, Topology(settings.amqp_prefix))
+
+        metrics = WorkerMetrics()
+        if settings.health_port:
+            runner = web.AppRunner(create_health_app(metrics, database.pool, channel, queue.name))
+            await runner.setup()
+            stack.push_async_callback(runner.cleanup)
+            await web.TCPSite(runner, settings.host, settings.health_port).start()
+
+        worker = Worker(settings, queue, PgStore(database.pool, settings.model_name), encoder, metrics)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+        log.info("consuming %s from %s (batch %d, wait %.2fs)", queue.name, redact(settings.amqp_url),
+                 settings.batch_size, settings.batch_wait_s)
+        await worker.run(until_idle_s)
+        log.info("worker stopped")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Embed catalogue descriptions from the queue into pgvector.")
+    parser.add_argument("--until-idle", type=float, metavar="SECONDS",
+                        help="exit once no message arrived for this long")
+    args = parser.parse_args()
+    settings = EmbedderSettings()
+    configure_logging(settings.log_level, settings.log_json)
+    asyncio.run(run(settings, args.until_idle))
+
+
+if __name__ == "__main__":
+    main()

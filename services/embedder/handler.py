@@ -1,0 +1,88 @@
+"""Handling a batch of catalogue messages, independent of the broker.
+
+At-least-once delivery: a batch may be handled twice. Only the newest version of each product in
+a batch counts, stale writes are no-ops, and a vector is computed only when the stored one does not
+match the product's content hash, so redeliveries and identical re-posts re-embed nothing.
+"""
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from pydantic import ValidationError
+
+from shared.errors import PermanentError
+from shared.schemas import ProductMessage, content_hash, embedding_text
+
+# (tenant id, product id)
+Key = tuple[str, str]
+
+
+class Store(Protocol):
+    async def known_state(self, tenant_id: str, product_ids: list[str]) -> dict[str, tuple[int, str | None]]:
+        """product id -> (stored version, content hash of its stored vector or None)."""
+
+    async def apply(self, messages: list[ProductMessage], vectors: dict[Key, np.ndarray]) -> None:
+        """Write every message (and the given vectors) in one transaction."""
+
+
+class TextEncoder(Protocol):
+    async def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+@dataclass
+class BatchOutcome:
+    written: int = 0
+    embedded: int = 0
+    superseded: int = 0
+    encode_s: float = 0.0
+    keys: list[Key] = field(default_factory=list)
+
+
+def parse(body: bytes) -> ProductMessage:
+    """A message from its JSON body; PermanentError when no retry could make it valid."""
+    try:
+        return ProductMessage.model_validate_json(body)
+    except ValidationError as exc:
+        raise PermanentError(f"invalid message: {exc.error_count()} error(s): {exc.errors()[0]['msg']}") from exc
+
+
+def latest_per_product(messages: list[ProductMessage]) -> list[ProductMessage]:
+    """The highest version per product, in product order (a fixed lock order across workers)."""
+    latest: dict[Key, ProductMessage] = {}
+    for message in messages:
+        key = (message.tenant_id, message.product_id)
+        if key not in latest or message.version > latest[key].version:
+            latest[key] = message
+    return [latest[key] for key in sorted(latest)]
+
+
+def needs_embedding(message: ProductMessage, state: tuple[int, str | None] | None) -> bool:
+    if message.type != "product.upsert":
+        return False
+    if state is None:
+        return True
+    stored_version, vector_hash = state
+    if stored_version > message.version:
+        return False  # a newer write is stored: this one will not apply
+    return vector_hash != content_hash(message.product.title, message.product.description)
+
+
+async def handle_batch(messages: list[ProductMessage], store: Store, encoder: TextEncoder) -> BatchOutcome:
+    latest = latest_per_product(messages)
+    outcome = BatchOutcome(written=len(latest), superseded=len(messages) - len(latest))
+    to_embed = []
+    for tenant_id in sorted({m.tenant_id for m in latest}):
+        group = [m for m in latest if m.tenant_id == tenant_id]
+        state = await store.known_state(tenant_id, [m.product_id for m in group])
+        to_embed += [m for m in group if needs_embedding(m, state.get(m.product_id))]
+    vectors: dict[Key, np.ndarray] = {}
+    if to_embed:
+        started = time.perf_counter()
+        matrix = await encoder.encode([embedding_text(m.product.title, m.product.description) for m in to_embed])
+        outcome.encode_s = time.perf_counter() - started
+        vectors = {(m.tenant_id, m.product_id): row for m, row in zip(to_embed, matrix)}
+    await store.apply(latest, vectors)
+    outcome.embedded = len(vectors)
+    outcome.keys = [(m.tenant_id, m.product_id) for m in latest]
+    return outcome

@@ -1,0 +1,35 @@
+"""The worker's small HTTP side: /health/live, /health/ready and /metrics."""
+from aiohttp import web
+from aio_pika.abc import AbstractChannel
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from services.embedder.metrics import WorkerMetrics
+from shared.db import pool_in_use
+from shared.http import setup_health
+
+
+def create_health_app(metrics: WorkerMetrics, pool, channel: AbstractChannel, queue_name: str) -> web.Application:
+    app = web.Application()
+
+    async def database_problem() -> str | None:
+        try:
+            await pool.fetchval("SELECT 1")
+        except Exception as exc:
+            return f"database unreachable: {exc}"
+        return None
+
+    async def broker_problem() -> str | None:
+        return "broker channel closed" if channel.is_closed else None
+
+    async def metrics_view(request: web.Request) -> web.Response:
+        try:
+            declared = await channel.declare_queue(queue_name, passive=True)
+            metrics.queue_depth.set(declared.declaration_result.message_count)
+        except Exception:
+            pass  # leave the last known depth; readiness reports the broker
+        metrics.db_pool_in_use.set(pool_in_use(pool))
+        return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    setup_health(app, [database_problem, broker_problem])
+    app.router.add_get("/metrics", metrics_view)
+    return app

@@ -1,0 +1,42 @@
+"""The embedder's PostgreSQL store: products and their vectors written in one transaction."""
+import asyncpg
+import numpy as np
+
+from services.embedder.handler import Key
+from shared import catalog
+from shared.errors import RetryableError
+from shared.schemas import ProductMessage, content_hash
+
+
+class PgStore:
+    def __init__(self, pool: asyncpg.Pool, model_name: str):
+        self.pool = pool
+        self.model_name = model_name
+
+    async def known_state(self, tenant_id: str, product_ids: list[str]) -> dict[str, tuple[int, str | None]]:
+        async with self.pool.acquire() as conn:
+            return await catalog.known_state(conn, tenant_id, self.model_name, product_ids)
+
+    async def apply(self, messages: list[ProductMessage], vectors: dict[Key, np.ndarray]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            for message in messages:
+                key = (message.tenant_id, message.product_id)
+                if message.type == "product.delete":
+                    await catalog.tombstone_product(conn, *key, message.version)
+                    continue
+                product = message.product
+                if not await catalog.upsert_product(conn, message.tenant_id, product, message.version):
+                    continue  # a newer version is stored
+                digest = content_hash(product.title, product.description)
+                if key in vectors:
+                    await catalog.store_vector(conn, *key, self.model_name, digest, vectors[key])
+                elif await self._vector_hash(conn, key) != digest:
+                    # The stored vector changed since we looked: handle the batch again.
+                    raise RetryableError(f"vector of {key[1]} changed concurrently")
+
+    async def _vector_hash(self, conn: asyncpg.Connection, key: Key) -> str | None:
+        return await conn.fetchval(
+            "SELECT content_hash FROM product_vectors WHERE tenant_id = $1 AND product_id = $2 AND model = $3",
+            *key,
+            self.model_name,
+        )

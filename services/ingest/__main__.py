@@ -1,0 +1,15 @@
+from aiohttp import web
+
+from services.ingest.app import create_app
+from shared.logs import configure_logging
+from shared.settings import IngestSettings
+
+
+def main() -> None:
+    settings = IngestSettings()
+    configure_logging(settings.log_level, settings.log_json)
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Catalogue writes: validate everything first, then publish; 202 only after the broker confirmed."""
+import logging
+import re
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from services.ingest.keys import database_key, publisher_key, settings_key, version_clock_key
+from shared import catalog
+from shared.errors import InvalidInput
+from shared.http import read_json
+from shared.schemas import ID_PATTERN, ProductIn, ProductMessage, error_details, new_product_id
+
+log = logging.getLogger(__name__)
+
+
+def _path_id(request: web.Request) -> str:
+    product_id = request.match_info["product_id"]
+    if not re.fullmatch(ID_PATTERN, product_id):
+        raise InvalidInput(
+            "invalid product id",
+            [{"field": "id", "problem": "1-128 characters: letters, digits and . _ : - (not first)"}],
+        )
+    return product_id
+
+
+def _validate(items: list, prefix_index: bool) -> list[ProductIn]:
+    """All items valid, or InvalidInput naming every bad field: nothing of a bad request is published."""
+    products, details = [], []
+    for index, item in enumerate(items):
+        try:
+            products.append(ProductIn.model_validate(item))
+        except ValidationError as exc:
+            details += error_details(exc, f"[{index}]" if prefix_index else "")
+    if details:
+        raise InvalidInput(f"{len(details)} invalid field(s); nothing was accepted", details)
+    return products
+
+
+async def _accept(request: web.Request, products: list[ProductIn]) -> web.Response:
+    settings = request.app[settings_key]
+    clock = request.app[version_clock_key]
+    messages = []
+    for product in products:
+        if product.id is None:
+            product.id = new_product_id()
+        messages.append(
+            ProductMessage(
+                type="product.upsert",
+                tenant_id=settings.tenant_id,
+                product_id=product.id,
+                version=clock.next(),
+                product=product,
+            )
+        )
+    await request.app[publisher_key].publish(messages)
+    await _record_pending(request, messages)
+    return web.json_response({"accepted": len(messages), "ids": [m.product_id for m in messages]}, status=202)
+
+
+async def _record_pending(request: web.Request, messages: list[ProductMessage]) -> None:
+    """Show accepted products as `pending` right away. Best effort: the queue is the record."""
+    pool = request.app[database_key].pool
+    if pool is None:
+        return
+    try:
+        async with pool.acquire() as conn:
+            await catalog.upsert_products(
+                conn, request.app[settings_key].tenant_id, [(m.product, m.version) for m in messages]
+            )
+    except Exception as exc:  # the data is safe in the queue; the worker writes the row
+        log.warning("could not record %d pending product(s): %s", len(messages), exc)
+
+
+async def post_products(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    is_list = isinstance(body, list)
+    items = body if is_list else [body]
+    max_batch = request.app[settings_key].max_batch
+    if is_list and not 1 <= len(items) <= max_batch:
+        raise InvalidInput(
+            f"send between 1 and {max_batch} products per request",
+            [{"field": "body", "problem": f"array of {len(items)} items; allowed 1 to {max_batch}"}],
+        )
+    return await _accept(request, _validate(items, is_list))
+
+
+async def put_product(request: web.Request) -> web.Response:
+    product_id = _path_id(request)
+    body = await read_json(request)
+    [product] = _validate([body], prefix_index=False)
+    if product.id is not None and product.id != product_id:
+        raise InvalidInput("the body's id differs from the path's", [{"field": "id", "problem": "must equal the id in the path"}])
+    product.id = product_id
+    return await _accept(request, [product])
+
+
+async def delete_product(request: web.Request) -> web.Response:
+    product_id = _path_id(request)
+    settings = request.app[settings_key]
+    message = ProductMessage(
+        type="product.delete",
+        tenant_id=settings.tenant_id,
+        product_id=product_id,
+        version=request.app[version_clock_key].next(),
+    )
+    await request.app[publisher_key].publish([message])
+    return web.json_response({"accepted": 1, "ids": [product_id]}, status=202)

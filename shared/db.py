@@ -1,0 +1,92 @@
+"""The asyncpg pool (with the pgvector codec) and start-up checks of the schema."""
+import asyncio
+
+import asyncpg
+from pgvector.asyncpg import register_vector
+
+from shared.errors import Unavailable
+from shared.settings import Settings
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await register_vector(conn)
+
+
+async def create_pool(settings: Settings) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        settings.database_url,
+        min_size=settings.db_pool_min,
+        max_size=settings.db_pool_max,
+        init=_init_connection,
+    )
+
+
+class SchemaMismatch(RuntimeError):
+    pass
+
+
+async def vector_dimension(pool: asyncpg.Pool) -> int | None:
+    """The declared dimension of product_vectors.embedding, or None before migrations ran."""
+    return await pool.fetchval(
+        "SELECT atttypmod FROM pg_attribute"
+        " WHERE attrelid = to_regclass('product_vectors') AND attname = 'embedding'"
+    )
+
+
+async def check_vector_dimension(pool: asyncpg.Pool, model_dim: int) -> None:
+    """Fail fast, with what to do, when the model and the vector column disagree."""
+    column_dim = await vector_dimension(pool)
+    if column_dim is None:
+        raise SchemaMismatch("table product_vectors is missing: run `make migrate` first")
+    if column_dim != model_dim:
+        raise SchemaMismatch(
+            f"the model makes {model_dim}-d vectors but product_vectors.embedding is vector({column_dim}):"
+            " use a model of that dimension, or add a migration that changes the column"
+        )
+
+
+def pool_in_use(pool: asyncpg.Pool) -> int:
+    return pool.get_size() - pool.get_idle_size()
+
+
+class Database:
+    """A pool opened in the background: the service starts while PostgreSQL is still down."""
+
+    def __init__(self, settings: Settings, retry_s: float = 2.0):
+        self.settings = settings
+        self.retry_s = retry_s
+        self.pool: asyncpg.Pool | None = None
+        self._last_error = "connecting"
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._connect())
+
+    async def _connect(self) -> None:
+        while self.pool is None:
+            try:
+                self.pool = await create_pool(self.settings)
+            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+                self._last_error = f"database unreachable: {exc or type(exc).__name__}"
+                await asyncio.sleep(self.retry_s)
+
+    async def problem(self) -> str | None:
+        if self.pool is None:
+            return self._last_error
+        try:
+            await asyncio.wait_for(self.pool.fetchval("SELECT 1"), timeout=2)
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            return f"database unreachable: {exc or type(exc).__name__}"
+        return None
+
+    def require(self) -> asyncpg.Pool:
+        """The pool, or a 503 for the client when it is not open yet."""
+        if self.pool is None:
+            raise Unavailable(self._last_error)
+        return self.pool
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self.pool is not None:
+            await self.pool.close()

@@ -1,0 +1,120 @@
+"""What every aiohttp role shares: JSON errors, health routes, request metrics, body parsing."""
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+
+from shared.errors import AppError, InvalidInput, Unavailable
+
+log = logging.getLogger(__name__)
+
+# A readiness check returns None when fine, else the reason the service is not ready.
+ReadyCheck = Callable[[], Awaitable[str | None]]
+
+registry_key = web.AppKey("registry", CollectorRegistry)
+ready_checks_key = web.AppKey("ready_checks", list)
+
+
+def error_body(code: str, message: str, details: list | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details or []}}
+
+
+def json_error(status: int, code: str, message: str, details: list | None = None, headers=None) -> web.Response:
+    return web.json_response(error_body(code, message, details), status=status, headers=headers)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Map every failure to `{"error": {"code", "message", "details"}}`; never leak a stack trace."""
+    try:
+        return await handler(request)
+    except Unavailable as exc:
+        return json_error(exc.status, exc.code, exc.message, exc.details, {"Retry-After": str(exc.retry_after_s)})
+    except AppError as exc:
+        return json_error(exc.status, exc.code, exc.message, exc.details)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return json_error(413, "body_too_large", f"the body is larger than the limit of {exc.max_size} bytes")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        return json_error(exc.status, code, exc.reason, headers={k: v for k, v in exc.headers.items() if k == "Allow"})
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(500, "internal", "internal error; it has been logged")
+
+
+def setup_metrics(app: web.Application, service: str) -> CollectorRegistry:
+    """Per-app registry with request counts and latency by route and status; serves `GET /metrics`."""
+    registry = CollectorRegistry()
+    requests = Counter(
+        "http_requests_total", "HTTP requests", ["service", "method", "route", "status"], registry=registry
+    )
+    latency = Histogram(
+        "http_request_duration_seconds", "HTTP request latency", ["service", "method", "route"], registry=registry
+    )
+
+    @web.middleware
+    async def metrics_middleware(request: web.Request, handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        response = await handler(request)
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        requests.labels(service, request.method, route, str(response.status)).inc()
+        latency.labels(service, request.method, route).observe(time.perf_counter() - started)
+        response.headers["X-Request-Id"] = request_id
+        return response
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app[registry_key] = registry
+    app.middlewares.insert(0, metrics_middleware)
+    app.router.add_get("/metrics", metrics)
+    return registry
+
+
+def setup_health(app: web.Application, checks: list[ReadyCheck]) -> None:
+    """`/health/live` answers while the process runs; `/health/ready` 503s with the reasons."""
+    app[ready_checks_key] = checks
+
+    async def live(request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def ready(request: web.Request) -> web.Response:
+        problems = [problem for check in app[ready_checks_key] if (problem := await check())]
+        if problems:
+            return web.json_response({"status": "unavailable", "problems": problems}, status=503)
+        return web.json_response({"status": "ok"})
+
+    app.router.add_get("/health/live", live)
+    app.router.add_get("/health/ready", ready)
+
+
+async def read_json(request: web.Request) -> object:
+    """The request body as JSON; 415 without a JSON content type, 400 when it does not parse."""
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType()
+    body = await request.read()
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedJson(f"the body is not valid JSON: {exc}", [{"field": "body", "problem": str(exc)}])
+
+
+class UnsupportedMediaType(AppError):
+    status = 415
+    code = "unsupported_media_type"
+
+    def __init__(self) -> None:
+        super().__init__("send the body as JSON with Content-Type: application/json")
+
+
+class MalformedJson(InvalidInput):
+    status = 400
+    code = "malformed_json"

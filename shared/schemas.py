@@ -1,0 +1,103 @@
+"""Message and request schemas: pydantic models, JSON on the wire.
+
+Envelope rule: adding an optional field keeps `schema_version`; any other change is a new version
+served side by side.
+"""
+import hashlib
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+ProductId = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=128)]
+SCALARS = (str, int, float, bool)
+Genre = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+SCHEMA_VERSION = 1
+
+
+class ProductIn(BaseModel):
+    """A product as clients send it. Unknown fields are rejected (422): extras belong in `metadata`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: ProductId | None = None
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+    description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
+    genres: list[Genre] = Field(default_factory=list, max_length=32)
+    year: int | None = Field(None, ge=1800, le=2200)
+    metadata: dict[Annotated[str, StringConstraints(max_length=128)], object] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _flat_metadata(cls, metadata: dict) -> dict:
+        """Metadata values are scalars (string, number, boolean, null) or lists of scalars."""
+        for key, value in metadata.items():
+            items = value if isinstance(value, list) else [value]
+            if not all(item is None or isinstance(item, SCALARS) for item in items):
+                raise ValueError(f"metadata.{key} must be a string, number, boolean, null or a list of those")
+        return metadata
+
+
+class ProductMessage(BaseModel):
+    """One write to the catalogue, as published to the queue."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    message_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    type: Literal["product.upsert", "product.delete"]
+    schema_version: Literal[1] = SCHEMA_VERSION
+    tenant_id: str
+    product_id: ProductId
+    version: int = Field(ge=0)
+    sent_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    product: ProductIn | None = None
+
+    @model_validator(mode="after")
+    def _upsert_has_product(self) -> "ProductMessage":
+        if self.type == "product.upsert" and self.product is None:
+            raise ValueError("a product.upsert message needs a product")
+        return self
+
+
+def embedding_text(title: str, description: str) -> str:
+    """The text whose embedding represents a product."""
+    return f"{title}. {description}"
+
+
+def content_hash(title: str, description: str) -> str:
+    """Hash of exactly what is embedded: equal hashes mean the stored vector is still right."""
+    return hashlib.sha256(embedding_text(title, description).encode()).hexdigest()
+
+
+def new_product_id() -> str:
+    return uuid.uuid4().hex
+
+
+class VersionClock:
+    """Versions for writes: nanoseconds since the epoch, strictly increasing within a process.
+
+    A later accepted write gets a higher version, so "later writes win" holds across any number
+    of workers processing the queue in any order.
+    """
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def next(self) -> int:
+        self._last = max(self._last + 1, time.time_ns())
+        return self._last
+
+
+def error_details(exc: ValidationError, prefix: str = "") -> list[dict]:
+    """pydantic errors as `[{"field", "problem"}]`, fields as dotted paths (`[3].title`)."""
+    details = []
+    for err in exc.errors():
+        path = prefix
+        for part in err["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        details.append({"field": path or "body", "problem": err["msg"]})
+    return details

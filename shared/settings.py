@@ -1,0 +1,50 @@
+"""Settings: one pydantic-settings class per role on a shared base.
+
+Built once in each service's `__main__` from the environment and passed down; tests build them
+from keyword arguments. Every key is documented in `.env.example`.
+"""
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TENANT = "default"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5433/postgres"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # Prefix of every exchange and queue name: lets several stacks (or test runs) share a broker.
+    amqp_prefix: str = "recommender"
+    tenant_id: str = DEFAULT_TENANT
+    model_name: str = "all-MiniLM-L6-v2"
+    db_pool_min: int = Field(1, ge=0)
+    db_pool_max: int = Field(10, ge=1)
+    log_level: str = "INFO"
+    log_json: bool | None = None  # None: JSON lines when stderr is not a terminal
+
+
+class IngestSettings(Settings):
+    host: str = "0.0.0.0"
+    port: int = 8384
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_batch: int = 1000
+    publish_timeout_s: float = 10.0
+
+
+class ApiSettings(Settings):
+    host: str = "0.0.0.0"
+    port: int = 8383
+    ef_search: int = Field(100, ge=1, le=1000)
+
+
+class EmbedderSettings(Settings):
+    batch_size: int = Field(64, ge=1)
+    batch_wait_s: float = Field(0.2, gt=0)
+    # Retries of a batch whose write failed for a transient reason, before dead-lettering it.
+    max_attempts: int = Field(5, ge=1)
+    retry_base_s: float = Field(0.5, gt=0)
+    host: str = "0.0.0.0"
+    health_port: int = 8385  # 0: no HTTP health/metrics endpoint
+    encode_device: str = "cpu"
+    model_path: str | None = None  # a local sentence-transformers folder; default: the packaged model
