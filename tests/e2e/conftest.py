@@ -1,0 +1,49 @@
+"""The running stack for end-to-end tests: ingest, api and two embedder workers as processes,
+started once per session (each worker loads the model, which takes seconds)."""
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from shared import localpg
+from tests.processes import Process, spawn, wait_ready
+
+
+@dataclass
+class Stack:
+    env: dict
+    log_dir: Path
+    ingest_url: str
+    api_url: str
+    workers: list[Process] = field(default_factory=list)
+    processes: list[Process] = field(default_factory=list)
+
+    def start_worker(self, name: str) -> Process:
+        port = localpg.free_port()
+        worker = spawn(name, "services.embedder", {**self.env, "HEALTH_PORT": str(port), "BATCH_SIZE": "16"},
+                       self.log_dir, f"http://127.0.0.1:{port}/health/ready")
+        self.workers.append(worker)
+        self.processes.append(worker)
+        return worker
+
+
+@pytest.fixture(scope="session")
+def stack(database_url: str, amqp_url: str, amqp_prefix: str) -> Stack:
+    env = {"DATABASE_URL": database_url, "AMQP_URL": amqp_url, "AMQP_PREFIX": amqp_prefix}
+    log_dir = Path(tempfile.mkdtemp(prefix="recommender-e2e-logs-"))
+    ingest_port, api_port = localpg.free_port(), localpg.free_port()
+    stack = Stack(env, log_dir, f"http://127.0.0.1:{ingest_port}", f"http://127.0.0.1:{api_port}")
+    stack.processes.append(spawn("ingest", "services.ingest", {**env, "PORT": str(ingest_port)}, log_dir,
+                                 f"{stack.ingest_url}/health/ready"))
+    stack.processes.append(spawn("api", "services.api", {**env, "PORT": str(api_port)}, log_dir,
+                                 f"{stack.api_url}/health/ready"))
+    stack.start_worker("embedder-1")
+    stack.start_worker("embedder-2")
+    try:
+        for process in stack.processes:
+            wait_ready(process)
+        yield stack
+    finally:
+        for process in stack.processes:
+            process.terminate()
