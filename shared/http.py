@@ -37,7 +37,7 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
     except AppError as exc:
         return json_error(exc.status, exc.code, exc.message, exc.details)
     except web.HTTPRequestEntityTooLarge as exc:
-        return json_error(413, "body_too_large", f"the body is larger than the limit of {exc.max_size} bytes")
+        return json_error(413, "body_too_large", exc.text, [{"field": "body", "problem": exc.text}])
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
