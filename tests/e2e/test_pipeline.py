@@ -1,0 +1,157 @@
+"""End to end on the real parts: HTTP -> RabbitMQ -> two embedder processes -> pgvector."""
+import asyncio
+import random
+import time
+
+import aio_pika
+import aiohttp
+import numpy as np
+import pytest
+
+from shared.amqp import ROUTING_KEY, Topology
+
+WORDS = ("river", "pirate", "galaxy", "detective", "dragon", "orchestra", "desert", "robot", "winter",
+         "circus", "volcano", "lighthouse", "samurai", "violin", "jungle", "submarine", "castle", "ghost")
+
+
+def catalogue(prefix: str, n: int) -> list[dict]:
+    rng = random.Random(prefix)
+    return [
+        {
+            "id": f"{prefix}-{i}",
+            "title": f"{rng.choice(WORDS).title()} {rng.choice(WORDS)} {i}",
+            "description": f"A story about a {' and a '.join(rng.sample(WORDS, 4))}, told in chapter {i}.",
+            "genres": [rng.choice(["Drama", "Comedy", "Action"])],
+            "year": 1950 + i % 70,
+        }
+        for i in range(n)
+    ]
+
+
+async def post_all(session: aiohttp.ClientSession, ingest_url: str, products: list[dict], batch: int = 50):
+    for start in range(0, len(products), batch):
+        async with session.post(f"{ingest_url}/v1/products", json=products[start:start + batch]) as response:
+            assert response.status == 202, await response.text()
+
+
+async def statuses(session: aiohttp.ClientSession, api_url: str, ids: list[str]) -> dict[str, str]:
+    async def one(pid):
+        async with session.get(f"{api_url}/v1/products/{pid}") as response:
+            return (await response.json())["embedding_status"] if response.status == 200 else "missing"
+
+    return dict(zip(ids, await asyncio.gather(*(one(pid) for pid in ids))))
+
+
+async def wait_all_ready(session, api_url, ids, timeout_s=240) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        current = await statuses(session, api_url, ids)
+        if all(status == "ready" for status in current.values()):
+            return
+        await asyncio.sleep(1)
+    waiting = [pid for pid, status in current.items() if status != "ready"]
+    raise AssertionError(f"{len(waiting)} products never became ready, e.g. {waiting[:5]}")
+
+
+@pytest.fixture(scope="session")
+def encoder():
+    from services.embedder.encoder import Encoder
+
+    return Encoder("all-MiniLM-L6-v2")
+
+
+async def test_200_products_flow_to_real_vectors(stack, pool, encoder, unique):
+    products = catalogue(f"e2e-{unique}", 200)
+    ids = [p["id"] for p in products]
+    async with aiohttp.ClientSession() as session:
+        await post_all(session, stack.ingest_url, products)
+        await wait_all_ready(session, stack.api_url, ids)
+        async with session.get(f"{stack.api_url}/v1/products/{ids[0]}") as response:
+            first = await response.json()
+    assert first["title"] == products[0]["title"] and first["genres"] == products[0]["genres"]
+
+    rows = await pool.fetch("SELECT product_id, embedding FROM product_vectors WHERE product_id = ANY($1)", ids)
+    assert len(rows) == 200
+    vectors = np.stack([row["embedding"].to_numpy() for row in rows])
+    assert vectors.shape == (200, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+
+    # They are the real model's: a product's own text, embedded here, finds that product first.
+    from shared.schemas import embedding_text
+
+    sample = random.Random(unique).sample(products, 20)
+    queries = encoder.encode_sync([embedding_text(p["title"], p["description"]) for p in sample])
+    for product, query in zip(sample, queries):
+        nearest = await pool.fetchval(
+            "SELECT product_id FROM product_vectors ORDER BY embedding <=> $1 LIMIT 1", query
+        )
+        assert nearest == product["id"]
+
+
+async def test_a_killed_worker_loses_nothing_and_duplicates_nothing(stack, pool, unique):
+    products = catalogue(f"crash-{unique}", 240)
+    ids = [p["id"] for p in products]
+    victim = stack.workers[0]
+    async with aiohttp.ClientSession() as session:
+        await post_all(session, stack.ingest_url, products, batch=80)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # kill it mid-stream: some done, many not
+            done = sum(s == "ready" for s in (await statuses(session, stack.api_url, ids)).values())
+            if done >= 16:
+                break
+            await asyncio.sleep(0.2)
+        victim.kill()
+        assert done < len(ids), "the stream finished before the kill; nothing was tested"
+        stack.workers.remove(victim)
+        replacement = stack.start_worker(f"embedder-replacement-{unique}")
+        await wait_all_ready(session, stack.api_url, ids)
+    counts = await pool.fetch(
+        "SELECT p.id, count(v.product_id) AS vectors, bool_and(v.content_hash = p.content_hash) AS current"
+        " FROM products p LEFT JOIN product_vectors v ON v.tenant_id = p.tenant_id AND v.product_id = p.id"
+        " WHERE p.id = ANY($1) GROUP BY p.id",
+        ids,
+    )
+    assert len(counts) == 240
+    assert all(row["vectors"] == 1 and row["current"] for row in counts)
+    assert replacement.popen.poll() is None
+
+
+async def test_a_malformed_message_is_dead_lettered_and_the_workers_keep_consuming(stack, amqp_url, unique):
+    topology = Topology(stack.env["AMQP_PREFIX"])
+    poison = f'{{"type": "product.upsert", "poison": "{unique}"}}'.encode()
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(topology.exchange)
+        await exchange.publish(aio_pika.Message(poison, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), ROUTING_KEY)
+        dead = await channel.get_queue(topology.dead_letter_queue)
+        found, deadline = False, time.monotonic() + 60
+        while not found and time.monotonic() < deadline:
+            message = await dead.get(fail=False, no_ack=False)
+            if message is None:
+                await asyncio.sleep(0.3)
+                continue
+            found = message.body == poison
+            await (message.ack() if found else message.nack(requeue=True))
+    assert found, "the malformed message never reached the dead-letter queue"
+
+    products = catalogue(f"after-poison-{unique}", 3)
+    async with aiohttp.ClientSession() as session:
+        await post_all(session, stack.ingest_url, products)
+        await wait_all_ready(session, stack.api_url, [p["id"] for p in products], timeout_s=60)
+    assert all(worker.popen.poll() is None for worker in stack.workers)
+
+
+async def test_sigterm_finishes_the_batch_in_hand_and_exits_0(stack, unique):
+    products = catalogue(f"term-{unique}", 120)
+    ids = [p["id"] for p in products]
+    leaving = stack.workers[-1]
+    async with aiohttp.ClientSession() as session:
+        await post_all(session, stack.ingest_url, products, batch=120)
+        while sum(s == "ready" for s in (await statuses(session, stack.api_url, ids)).values()) < 8:
+            await asyncio.sleep(0.2)
+        assert leaving.terminate(timeout_s=60) == 0
+        stack.workers.remove(leaving)
+        stack.start_worker(f"embedder-after-term-{unique}")
+        await wait_all_ready(session, stack.api_url, ids)
+    assert "worker stopped" in leaving.log()

@@ -1,0 +1,79 @@
+"""Versioned writes on the real PostgreSQL: the latest accepted write wins in any processing order."""
+import numpy as np
+import pytest
+
+from services.embedder.store import PgStore
+from shared import catalog
+from shared.db import SchemaMismatch, check_vector_dimension
+from shared.schemas import ProductIn, ProductMessage
+
+MODEL = "test-model"
+
+
+def upsert(pid: str, version: int, description: str) -> ProductMessage:
+    product = ProductIn(id=pid, title="T", description=description)
+    return ProductMessage(type="product.upsert", tenant_id="default", product_id=pid, version=version, product=product)
+
+
+def vector(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(size=384).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+async def row(pool, pid):
+    return await pool.fetchrow(
+        "SELECT p.description, p.version, p.deleted, v.content_hash AS vector_hash FROM products p"
+        " LEFT JOIN product_vectors v ON v.tenant_id = p.tenant_id AND v.product_id = p.id"
+        " WHERE p.tenant_id = 'default' AND p.id = $1",
+        pid,
+    )
+
+
+async def test_an_older_upsert_after_a_delete_does_not_bring_the_product_back(pool, unique):
+    store = PgStore(pool, MODEL)
+    pid = f"cat-{unique}"
+    await store.apply([upsert(pid, 1, "first")], {("default", pid): vector(1)})
+    await store.apply([ProductMessage(type="product.delete", tenant_id="default", product_id=pid, version=3)], {})
+    await store.apply([upsert(pid, 2, "stale")], {("default", pid): vector(2)})
+    stored = await row(pool, pid)
+    assert stored["deleted"] and stored["version"] == 3 and stored["vector_hash"] is None
+
+
+async def test_a_newer_upsert_beats_an_older_one_processed_later(pool, unique):
+    store = PgStore(pool, MODEL)
+    pid = f"cat-{unique}"
+    await store.apply([upsert(pid, 5, "newest")], {("default", pid): vector(1)})
+    await store.apply([upsert(pid, 4, "older")], {("default", pid): vector(2)})
+    stored = await row(pool, pid)
+    assert stored["description"] == "newest" and stored["version"] == 5
+
+
+async def test_recreating_after_a_delete_with_a_newer_version_works(pool, unique):
+    store = PgStore(pool, MODEL)
+    pid = f"cat-{unique}"
+    await store.apply([ProductMessage(type="product.delete", tenant_id="default", product_id=pid, version=1)], {})
+    await store.apply([upsert(pid, 2, "back")], {("default", pid): vector(1)})
+    stored = await row(pool, pid)
+    assert not stored["deleted"] and stored["description"] == "back" and stored["vector_hash"]
+
+
+async def test_pending_rows_from_ingest_and_the_workers_write_agree(pool, unique):
+    pid = f"cat-{unique}"
+    message = upsert(pid, 7, "same")
+    async with pool.acquire() as conn:
+        await catalog.upsert_products(conn, "default", [(message.product, 7)])
+    assert (await row(pool, pid))["vector_hash"] is None  # pending
+    await PgStore(pool, MODEL).apply([message], {("default", pid): vector(3)})
+    assert (await row(pool, pid))["vector_hash"] is not None  # ready
+
+
+async def test_the_model_dimension_is_checked_against_the_column(pool):
+    await check_vector_dimension(pool, 384)
+    with pytest.raises(SchemaMismatch, match="768-d vectors but product_vectors.embedding is vector\\(384\\)"):
+        await check_vector_dimension(pool, 768)
+
+
+async def test_migrations_are_a_no_op_when_run_again(database_url):
+    from shared.migrate import migrate
+
+    assert await migrate(database_url) == []

@@ -1,0 +1,82 @@
+"""The ingest service on a real RabbitMQ and PostgreSQL, with no worker consuming: what the
+queue holds after each request is exactly what was accepted."""
+import asyncio
+import uuid
+
+import aio_pika
+import pytest
+
+from services.ingest.app import create_app
+from shared.amqp import Topology
+from shared.schemas import ProductMessage
+from shared.settings import IngestSettings
+from tests.conftest import _delete_topology
+
+
+@pytest.fixture
+async def topology(amqp_url):
+    topology = Topology(f"test-ingest-{uuid.uuid4().hex[:8]}")
+    yield topology
+    await _delete_topology(amqp_url, topology)
+
+
+@pytest.fixture
+async def client(aiohttp_client, settings, topology):
+    app = create_app(IngestSettings(**{**settings.model_dump(), "amqp_prefix": topology.prefix}))
+    client = await aiohttp_client(app)
+    for _ in range(100):
+        if (await client.get("/health/ready")).status == 200:
+            return client
+        await asyncio.sleep(0.1)
+    raise AssertionError(await (await client.get("/health/ready")).text())
+
+
+async def queued(amqp_url: str, queue_name: str) -> list[ProductMessage]:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(queue_name)
+        messages = []
+        while (message := await queue.get(fail=False, no_ack=True)) is not None:
+            messages.append(ProductMessage.model_validate_json(message.body))
+        return messages
+
+
+GOOD = {"title": "Heat", "description": "A detective hunts a thief in Los Angeles.", "year": 1995}
+
+
+async def test_accepted_products_are_in_the_queue_and_visible_as_pending(client, amqp_url, topology, pool, unique):
+    response = await client.post("/v1/products", json=[{**GOOD, "id": f"q-{unique}-{i}"} for i in range(3)])
+    assert response.status == 202
+    messages = await queued(amqp_url, topology.queue)
+    assert sorted(m.product_id for m in messages) == [f"q-{unique}-{i}" for i in range(3)]
+    status = await pool.fetchval("SELECT count(*) FROM products WHERE id LIKE $1", f"q-{unique}-%")
+    assert status == 3
+
+
+@pytest.mark.parametrize(
+    "method, path, payload, field",
+    [
+        ("post", "/v1/products", [GOOD, {**GOOD, "description": ""}], "[1].description"),
+        ("post", "/v1/products", {**GOOD, "metadata": {"cast": {"lead": "x"}}}, "metadata"),
+        ("put", "/v1/products/ok-id", {**GOOD, "title": None}, "title"),
+        ("put", "/v1/products/no%20spaces", GOOD, "id"),
+        ("delete", "/v1/products/%2Fslash", None, "id"),
+    ],
+)
+async def test_bad_input_is_a_4xx_naming_the_field_and_nothing_is_queued(
+    client, amqp_url, topology, method, path, payload, field
+):
+    response = await getattr(client, method)(path, json=payload)
+    body = await response.json()
+    assert response.status == 422
+    assert field in [detail["field"] for detail in body["error"]["details"]]
+    assert await queued(amqp_url, topology.queue) == []
+
+
+async def test_broker_unreachable_is_503_with_retry_after(aiohttp_client, settings):
+    app = create_app(IngestSettings(**{**settings.model_dump(), "amqp_url": "amqp://guest:guest@127.0.0.1:1/"}))
+    client = await aiohttp_client(app)
+    response = await client.post("/v1/products", json=GOOD)
+    assert response.status == 503 and int(response.headers["Retry-After"]) > 0
+    assert "broker" in (await response.json())["error"]["message"]
