@@ -79,6 +79,10 @@ class Database:
             return f"database unreachable: {exc or type(exc).__name__}"
         return None
 
+    def in_use(self) -> int:
+        """Connections checked out of the pool now; 0 before it opened."""
+        return 0 if self.pool is None else pool_in_use(self.pool)
+
     def require(self) -> asyncpg.Pool:
         """The pool, or a 503 for the client when it is not open yet."""
         if self.pool is None:

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from shared.errors import AppError, InvalidInput, Unavailable
 
@@ -48,15 +48,21 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
         return json_error(500, "internal", "internal error; it has been logged")
 
 
-def setup_metrics(app: web.Application, service: str) -> CollectorRegistry:
-    """Per-app registry with request counts and latency by route and status; serves `GET /metrics`."""
+def setup_metrics(app: web.Application, service: str,
+                  pool_in_use: Callable[[], int] | None = None) -> CollectorRegistry:
+    """Per-app registry with request counts and latency by route and status, and the database
+    connections in use when `pool_in_use` is given; serves `GET /metrics`."""
     registry = CollectorRegistry()
     requests = Counter(
         "http_requests_total", "HTTP requests", ["service", "method", "route", "status"], registry=registry
     )
     latency = Histogram(
-        "http_request_duration_seconds", "HTTP request latency", ["service", "method", "route"], registry=registry
+        "http_request_duration_seconds", "HTTP request latency", ["service", "method", "route", "status"],
+        registry=registry,
     )
+    if pool_in_use is not None:
+        in_use = Gauge("db_pool_in_use", "Database connections in use", ["service"], registry=registry)
+        in_use.labels(service).set_function(pool_in_use)
 
     @web.middleware
     async def metrics_middleware(request: web.Request, handler) -> web.StreamResponse:
@@ -66,7 +72,7 @@ def setup_metrics(app: web.Application, service: str) -> CollectorRegistry:
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
         requests.labels(service, request.method, route, str(response.status)).inc()
-        latency.labels(service, request.method, route).observe(time.perf_counter() - started)
+        latency.labels(service, request.method, route, str(response.status)).observe(time.perf_counter() - started)
         response.headers["X-Request-Id"] = request_id
         return response
 

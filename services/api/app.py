@@ -25,7 +25,7 @@ def create_app(settings: ApiSettings, database: Database | None = None) -> web.A
         app.cleanup_ctx.append(_database_ctx)
     else:
         app[database_key] = database
-    setup_metrics(app, "api")
+    setup_metrics(app, "api", lambda: app[database_key].in_use())
     setup_health(app, [lambda: app[database_key].problem()])
     setup_routes(app)
     return app

@@ -41,7 +41,7 @@ async def run(settings: EmbedderSettings, until_idle_s: float | None) -> None:
 
         metrics = WorkerMetrics()
         if settings.health_port:
-            runner = web.AppRunner(create_health_app(metrics, database.pool, channel, queue.name))
+            runner = web.AppRunner(create_health_app(metrics, database.pool, channel, queue))
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
             await web.TCPSite(runner, settings.host, settings.health_port).start()

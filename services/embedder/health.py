@@ -1,6 +1,6 @@
 """The worker's small HTTP side: /health/live, /health/ready and /metrics."""
 from aiohttp import web
-from aio_pika.abc import AbstractChannel
+from aio_pika.abc import AbstractChannel, AbstractQueue
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.embedder.metrics import WorkerMetrics
@@ -8,7 +8,7 @@ from shared.db import pool_in_use
 from shared.http import setup_health
 
 
-def create_health_app(metrics: WorkerMetrics, pool, channel: AbstractChannel, queue_name: str) -> web.Application:
+def create_health_app(metrics: WorkerMetrics, pool, channel: AbstractChannel, queue: AbstractQueue) -> web.Application:
     app = web.Application()
 
     async def database_problem() -> str | None:
@@ -23,8 +23,10 @@ def create_health_app(metrics: WorkerMetrics, pool, channel: AbstractChannel, qu
 
     async def metrics_view(request: web.Request) -> web.Response:
         try:
-            declared = await channel.declare_queue(queue_name, passive=True)
-            metrics.queue_depth.set(declared.declaration_result.message_count)
+            # Declaring again with the same arguments is a no-op that reports the current depth (a passive
+            # declare on a robust channel answers from its cache, with the depth seen at start-up).
+            declared = await queue.declare()
+            metrics.queue_depth.set(declared.message_count)
         except Exception:
             pass  # leave the last known depth; readiness reports the broker
         metrics.db_pool_in_use.set(pool_in_use(pool))

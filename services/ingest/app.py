@@ -48,7 +48,7 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
     else:
         app[publisher_key] = deps.publisher
         app[database_key] = deps.database
-    setup_metrics(app, "ingest")
+    setup_metrics(app, "ingest", lambda: app[database_key].in_use())
     setup_health(app, [lambda: app[database_key].problem(), lambda: app[publisher_key].problem()])
     setup_routes(app)
     return app
