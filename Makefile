@@ -37,3 +37,41 @@ migrate: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/artifacts
+
+# The stack: containers where a Docker engine answers, else the native stack (tools/stack.py:
+# embedded PostgreSQL, the local RabbitMQ, services in the background, state under RUN_DIR).
+STACK_MODE ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo native)
+COMPOSE ?= docker compose
+
+up: $(STAMP)
+ifeq ($(STACK_MODE),docker)
+	$(COMPOSE) up -d --build --wait
+	@if [ "$$($(COMPOSE) exec -T postgres psql -U postgres -tAc 'SELECT count(*) FROM products')" = 0 ]; then \
+		env API_URL=http://127.0.0.1:$${API_PORT:-8383} INGEST_URL=http://127.0.0.1:$${INGEST_PORT:-8384} \
+		$(MAKE) --no-print-directory demo; fi
+	@echo "api http://127.0.0.1:$${API_PORT:-8383}  ingest http://127.0.0.1:$${INGEST_PORT:-8384}  rabbitmq http://127.0.0.1:15672"
+else
+	$(PY) -m tools.stack up
+	@if $(PY) -m tools.stack empty; then env $$($(PY) -m tools.stack env) $(MAKE) --no-print-directory demo; fi
+endif
+
+down:
+ifeq ($(STACK_MODE),docker)
+	$(COMPOSE) down
+else
+	$(PY) -m tools.stack down
+endif
+
+ps:
+ifeq ($(STACK_MODE),docker)
+	$(COMPOSE) ps
+else
+	@$(PY) -m tools.stack ps
+endif
+
+logs:
+ifeq ($(STACK_MODE),docker)
+	$(COMPOSE) logs -f --tail=100
+else
+	@$(PY) -m tools.stack logs
+endif
