@@ -1,0 +1,115 @@
+"""The compose file and the Kubernetes manifests, validated offline against their schemas."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from shared.amqp import Topology
+from shared.settings import ApiSettings, EmbedderSettings, IngestSettings, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+BIN = Path(sys.executable).parent
+
+
+def _compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _manifests() -> list[dict]:
+    docs = []
+    for path in sorted(K8S.glob("*.yaml")):
+        docs += [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return docs
+
+
+def _by_kind(kind: str) -> dict[str, dict]:
+    return {doc["metadata"]["name"]: doc for doc in _manifests() if doc["kind"] == kind}
+
+
+def test_compose_file_matches_the_compose_specification():
+    result = subprocess.run([BIN / "check-jsonschema", "--builtin-schema", "vendor.compose-spec",
+                             ROOT / "docker-compose.yml"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_embedder_scales_and_everything_waits_for_what_it_needs():
+    services = _compose()["services"]
+    assert {"postgres", "rabbitmq", "migrate", "ingest", "embedder", "api"} <= services.keys()
+    embedder = services["embedder"]
+    assert "container_name" not in embedder and "ports" not in embedder, "fixed names or ports block --scale"
+    assert "pgvector/pgvector" in services["postgres"]["image"]
+    assert any(volume.endswith(":/var/lib/postgresql/data") for volume in services["postgres"]["volumes"])
+    for name in ("postgres", "rabbitmq", "ingest", "embedder", "api"):
+        assert "test" in services[name].get("healthcheck", {}), f"{name} has no healthcheck"
+    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("ingest", "embedder", "api"):
+        assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    for name in ("ingest", "embedder"):
+        assert services[name]["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("service", ["api", "ingest", "embedder"])
+def test_each_image_runs_as_non_root_with_a_healthcheck_and_deps_before_source(service: str):
+    lines = (ROOT / "services" / service / "Dockerfile").read_text().splitlines()
+    instructions = [line.split()[0] for line in lines if line and not line.startswith((" ", "#"))]
+    assert "USER" in instructions and "HEALTHCHECK" in instructions
+    first_source_copy = next(i for i, line in enumerate(lines) if line.startswith("COPY shared"))
+    install = next(i for i, line in enumerate(lines) if "pip install -r requirements.txt" in line)
+    assert install < first_source_copy
+    code = "\n".join(line for line in lines if not line.startswith("#"))
+    heavy = "torch" in code or "optional-dependencies" in code
+    assert heavy == (service == "embedder"), "only the embedder image carries torch and the model"
+
+
+def test_every_builtin_manifest_validates_against_the_kubernetes_schema():
+    checked = 0
+    for doc in _manifests():
+        if doc["apiVersion"].startswith(("keda.sh/", "kustomize.config.k8s.io/")):
+            continue
+        kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+        checked += 1
+    assert checked >= 10
+
+
+def test_keda_scales_the_embedder_on_the_work_queue():
+    [scaled] = _by_kind("ScaledObject").values()
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    assert scaled["spec"]["scaleTargetRef"]["name"] in _by_kind("Deployment")
+    assert "embedder" in scaled["spec"]["scaleTargetRef"]["name"]
+    assert 1 <= scaled["spec"]["minReplicaCount"] < scaled["spec"]["maxReplicaCount"]
+    [trigger] = scaled["spec"]["triggers"]
+    assert trigger["type"] == "rabbitmq"
+    assert trigger["metadata"]["queueName"] == Topology(Settings().amqp_prefix).queue
+    assert trigger["metadata"]["mode"] in ("QueueLength", "MessageRate") and int(trigger["metadata"]["value"]) > 0
+    assert trigger["authenticationRef"]["name"] in _by_kind("TriggerAuthentication")
+
+
+def test_deployments_probe_health_and_the_embedder_outlasts_its_shutdown():
+    deployments = _by_kind("Deployment")
+    assert {"recommender-api", "recommender-ingest", "recommender-embedder"} == deployments.keys()
+    for deployment in deployments.values():
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
+        assert container["resources"]["requests"] and container["resources"]["limits"]
+        assert {"configMapRef": {"name": "recommender-config"}} in container["envFrom"]
+        assert any("secretKeyRef" in env.get("valueFrom", {}) for env in container["env"])
+    defaults = EmbedderSettings()
+    worst_backoff_s = defaults.retry_base_s * (2 ** (defaults.max_attempts - 1) - 1)
+    grace_s = deployments["recommender-embedder"]["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace_s > worst_backoff_s + 30, "leave the worker time to finish its batch and its retries"
+    assert "recommender-api" in {hpa["spec"]["scaleTargetRef"]["name"]
+                                 for hpa in _by_kind("HorizontalPodAutoscaler").values()}
+    assert "recommender-migrate" in _by_kind("Job")
+
+
+def test_env_example_documents_every_setting():
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    keys = {name.upper() for cls in (Settings, IngestSettings, ApiSettings, EmbedderSettings)
+            for name in cls.model_fields}
+    assert keys - documented == set()
