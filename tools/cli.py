@@ -1,0 +1,27 @@
+"""`recommender COMMAND ...`: the project's command-line tools behind one name.
+
+    recommender import FILE [options]   bulk import (tools.importer)
+    recommender stack up|down|ps|logs   the native stack (tools.stack; `make up` picks the mode)
+"""
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command, rest = (argv[0], argv[1:]) if argv else ("", [])
+    if command == "import":
+        from tools import importer
+
+        return importer.main(rest)
+    if command == "stack":
+        from tools import stack
+
+        sys.argv = ["recommender stack", *rest]
+        stack.main()
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 0 if command in ("-h", "--help") else 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
