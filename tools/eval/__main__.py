@@ -1,0 +1,121 @@
+"""`make eval`: the offline evaluation protocol, run through the real stack.
+
+    python -m tools.eval --movies M.csv --ratings R.csv [R2.csv ...] [--eval-users FILE]
+
+The catalogue goes through ingest -> RabbitMQ -> embedder workers -> pgvector (a running stack:
+`make up`), ratings through the interactions endpoint, the collaborative model is trained by the
+trainer job, and every method ranks through the api's recommendations endpoint. It uses its own
+tenant, so it never mixes with the demo catalogue, and its own ingest and api processes.
+"""
+import argparse
+import asyncio
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from shared.db import create_pool
+from shared.localpg import free_port
+from shared.settings import Settings
+from tools import procs
+from tools.eval import loader, report
+from tools.eval.protocol import EvalUser, read_ratings, score, split
+
+METHODS = {  # table row -> api strategy
+    "popularity": "popular",
+    "spike's method (mean of liked description vectors)": "spike",
+    "content, multi-interest": "content",
+    "collaborative alone": "collaborative",
+    "hybrid (default)": "hybrid",
+}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--movies", type=Path, required=True)
+    parser.add_argument("--ratings", type=Path, nargs="+", required=True)
+    parser.add_argument("--eval-users", type=Path, help="user ids to evaluate, one per line; default all")
+    parser.add_argument("--tenant", default="eval-movielens")
+    parser.add_argument("--out", type=Path, default=Path("EVAL.md"))
+    parser.add_argument("--run-dir", type=Path, default=Path(os.environ.get("RUN_DIR", ".run")) / "eval")
+    parser.add_argument("--embed-timeout-s", type=float, default=3600)
+    return parser.parse_args()
+
+
+def train(env: dict) -> tuple[float, float]:
+    """Run the trainer job once; (seconds, peak resident MiB of that process)."""
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", "services.trainer", "--once"], env={**os.environ, **env})
+    _, status, usage = os.wait4(child.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError("the trainer failed")
+    return time.perf_counter() - started, usage.ru_maxrss / 1024
+
+
+async def rank_all(session: aiohttp.ClientSession, api_url: str, users: list[EvalUser], strategy: str,
+                   extra: dict | None = None) -> tuple[dict[str, list[str]], list[float]]:
+    recommended, latencies_ms = {}, []
+    for user in users:
+        params = {"limit": "10", "strategy": strategy, **(extra or {})}
+        started = time.perf_counter()
+        async with session.get(f"{api_url}/v1/users/{user.user_id}/recommendations", params=params) as response:
+            body = await response.json()
+            if response.status != 200:
+                raise RuntimeError(f"recommendations for {user.user_id} ({strategy}): {response.status} {body}")
+        latencies_ms.append((time.perf_counter() - started) * 1000)
+        recommended[user.user_id] = [item["product"]["id"] for item in body["items"]]
+    return recommended, latencies_ms
+
+
+async def evaluate(args: argparse.Namespace) -> None:
+    settings = Settings()
+    movies = loader.read_movies(args.movies)
+    catalogue = {m["id"] for m in movies}
+    eval_ids = set(args.eval_users.read_text().split()) if args.eval_users else None
+    training, users = split(read_ratings(args.ratings), eval_ids, catalogue)
+    print(f"{len(movies)} products, {len(training)} training ratings, {len(users)} users evaluated")
+
+    env = {"TENANT_ID": args.tenant, "LOG_JSON": "true"}
+    pool = await create_pool(settings)
+    await loader.reset_tenant(pool, args.tenant)
+    ingest_port, api_port = free_port(), free_port()
+    started = [
+        procs.spawn(args.run_dir, "eval-ingest", "services.ingest", ingest_port, {**env, "PORT": str(ingest_port)}),
+        procs.spawn(args.run_dir, "eval-api", "services.api", api_port, {**env, "PORT": str(api_port)}),
+    ]
+    try:
+        procs.wait_ready(started, timeout_s=60)
+        ingest_url, api_url = f"http://127.0.0.1:{ingest_port}", f"http://127.0.0.1:{api_port}"
+        timeout = aiohttp.ClientTimeout(total=300)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            t0 = time.perf_counter()
+            await loader.load_catalogue(session, ingest_url, movies)
+            await loader.wait_embedded(pool, args.tenant, settings.model_name, sorted(catalogue), args.embed_timeout_s)
+            catalogue_s = time.perf_counter() - t0
+            await loader.load_ratings(session, ingest_url, training)
+            train_s, train_mib = train(env)
+            rows = []
+            for name, strategy in METHODS.items():
+                recommended, latencies = await rank_all(session, api_url, users, strategy)
+                rows.append(report.Row(name, score(recommended, users, len(catalogue)), latencies))
+                print(report.format_row(rows[-1]))
+    finally:
+        for record in started:
+            procs.stop(args.run_dir, record, timeout_s=10)
+        await pool.close()
+    text = report.render(rows, catalogue_s=catalogue_s, train_s=train_s, train_mib=train_mib,
+                         n_items=len(catalogue), n_ratings=len(training), n_users=len(users))
+    print(text)
+    args.out.write_text(text)
+
+
+def main() -> None:
+    asyncio.run(evaluate(parse_args()))
+
+
+if __name__ == "__main__":
+    main()
