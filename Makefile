@@ -46,7 +46,7 @@ COMPOSE ?= docker compose
 up: $(STAMP)
 ifeq ($(STACK_MODE),docker)
 	$(COMPOSE) up -d --build --wait
-	@if [ "$$($(COMPOSE) exec -T postgres psql -U postgres -tAc 'SELECT count(*) FROM products')" = 0 ]; then \
+	@if [ "$$($(COMPOSE) exec -T postgres psql -U recommender -d recommender -tAc 'SELECT count(*) FROM products')" = 0 ]; then \
 		env API_URL=http://127.0.0.1:$${API_PORT:-8383} INGEST_URL=http://127.0.0.1:$${INGEST_PORT:-8384} \
 		$(MAKE) --no-print-directory demo; fi
 	@echo "api http://127.0.0.1:$${API_PORT:-8383}  ingest http://127.0.0.1:$${INGEST_PORT:-8384}  rabbitmq http://127.0.0.1:15672"

@@ -216,7 +216,7 @@ def main() -> None:
                 print(f"{key}={value}")
         else:  # exit 0 when the catalogue is empty: `make up` then loads the demo
             raise SystemExit(0 if asyncio.run(_product_count(config)) == 0 else 1)
-    except (StackError, TimeoutError, RuntimeError) as exc:
+    except (StackError, TimeoutError, RuntimeError, OSError, asyncpg.PostgresError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1)
 
