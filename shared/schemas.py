@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 ProductId = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=128)]
+UserId = ProductId  # the same safe alphabet
 SCALARS = (str, int, float, bool)
 Genre = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
@@ -31,14 +32,23 @@ class ProductIn(BaseModel):
     year: int | None = Field(None, ge=1800, le=2200)
     metadata: dict[Annotated[str, StringConstraints(max_length=128)], object] = Field(default_factory=dict)
 
+    @field_validator("title", "description")
+    @classmethod
+    def _no_nul(cls, text: str) -> str:
+        if "\x00" in text:
+            raise ValueError("must not contain NUL characters")
+        return text
+
     @field_validator("metadata")
     @classmethod
     def _flat_metadata(cls, metadata: dict) -> dict:
-        """Metadata values are scalars (string, number, boolean, null) or lists of scalars."""
+        """Metadata values are scalars (string, number, boolean, null) or lists of scalars, without NULs."""
         for key, value in metadata.items():
             items = value if isinstance(value, list) else [value]
             if not all(item is None or isinstance(item, SCALARS) for item in items):
                 raise ValueError(f"metadata.{key} must be a string, number, boolean, null or a list of those")
+            if "\x00" in key or any(isinstance(item, str) and "\x00" in item for item in items):
+                raise ValueError(f"metadata.{key} must not contain NUL characters")
         return metadata
 
 
@@ -61,6 +71,48 @@ class ProductMessage(BaseModel):
         if self.type == "product.upsert" and self.product is None:
             raise ValueError("a product.upsert message needs a product")
         return self
+
+
+InteractionType = Literal["purchase", "like", "dislike", "view", "rating"]
+
+
+class InteractionIn(BaseModel):
+    """One thing a user did with a product. `rating` needs a value 0.5-5; for a purchase the value is the
+    quantity. `event_id` makes the write idempotent: a second write with the same id is ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: ProductId
+    type: InteractionType
+    value: float | None = Field(None, ge=0, le=1000)
+    occurred_at: datetime | None = None
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+    @model_validator(mode="after")
+    def _rating_has_value(self) -> "InteractionIn":
+        if self.type == "rating" and (self.value is None or not 0.5 <= self.value <= 5):
+            raise ValueError("a rating needs a value between 0.5 and 5")
+        if self.occurred_at is not None and self.occurred_at.tzinfo is None:
+            self.occurred_at = self.occurred_at.replace(tzinfo=timezone.utc)
+        return self
+
+
+class OrderItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: ProductId
+    quantity: int = Field(1, ge=1, le=1000)
+
+
+class OrderIn(BaseModel):
+    """An order: recorded as one purchase per item. With `order_id`, posting it again stores nothing new."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: UserId
+    items: list[OrderItem] = Field(min_length=1, max_length=1000)
+    order_id: ProductId | None = None
+    occurred_at: datetime | None = None
 
 
 def embedding_text(title: str, description: str) -> str:

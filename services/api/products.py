@@ -1,4 +1,4 @@
-"""Reading the catalogue."""
+"""Reading the catalogue: one product, many, browse and search."""
 import json
 
 import asyncpg
@@ -11,9 +11,19 @@ PRODUCT_COLUMNS = """
     ) THEN 'ready' ELSE 'pending' END AS embedding_status
 """
 
+BROWSE = f"""
+SELECT {PRODUCT_COLUMNS}, lower(p.title) AS sort_title FROM products p
+WHERE p.tenant_id = $1 AND NOT p.deleted
+  AND ($3::text IS NULL OR strpos(lower(p.title), lower($3)) > 0)
+  AND ($4::text IS NULL OR p.genres @> ARRAY[$4::text])
+  AND ($5::text IS NULL OR (lower(p.title), p.id) > ($5, $6))
+ORDER BY lower(p.title), p.id
+LIMIT $7
+"""
+
 
 def product_json(row: asyncpg.Record) -> dict:
-    product = dict(row)
+    product = {key: row[key] for key in row.keys() if key != "sort_title"}
     product["metadata"] = json.loads(product["metadata"])
     product["genres"] = list(product["genres"])
     for key in ("created_at", "updated_at"):
@@ -29,3 +39,34 @@ async def get_product(pool: asyncpg.Pool, tenant_id: str, model: str, product_id
         product_id,
     )
     return None if row is None else product_json(row)
+
+
+async def get_products(conn: asyncpg.Connection, tenant_id: str, model: str, product_ids: list[str]) -> dict[str, dict]:
+    """Live products by id (missing ones are left out)."""
+    rows = await conn.fetch(
+        f"SELECT {PRODUCT_COLUMNS} FROM products p WHERE p.tenant_id = $1 AND p.id = ANY($3::text[]) AND NOT p.deleted",
+        tenant_id,
+        model,
+        product_ids,
+    )
+    return {row["id"]: product_json(row) for row in rows}
+
+
+async def browse(pool: asyncpg.Pool, tenant_id: str, model: str, query: str | None, genre: str | None,
+                 after: tuple[str, str] | None, limit: int) -> tuple[list[dict], tuple[str, str] | None]:
+    """Products by title (case-insensitive substring match), in title order; keyset pagination:
+    returns the page and the key to continue after, or None at the end."""
+    after_title, after_id = after or (None, None)
+    rows = await pool.fetch(BROWSE, tenant_id, model, query, genre, after_title, after_id, limit + 1)
+    page = rows[:limit]
+    more = len(rows) > limit
+    return [product_json(row) for row in page], ((page[-1]["sort_title"], page[-1]["id"]) if more else None)
+
+
+async def genres(pool: asyncpg.Pool, tenant_id: str) -> list[dict]:
+    rows = await pool.fetch(
+        "SELECT g AS genre, count(*) AS products FROM products p, unnest(p.genres) AS g"
+        " WHERE p.tenant_id = $1 AND NOT p.deleted GROUP BY g ORDER BY g",
+        tenant_id,
+    )
+    return [dict(row) for row in rows]

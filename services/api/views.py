@@ -1,6 +1,7 @@
+"""The catalogue: one product, browse and search, genres."""
 from aiohttp import web
 
-from services.api import products
+from services.api import params, products
 from services.api.keys import database_key, settings_key
 from shared.errors import NotFound
 
@@ -13,3 +14,25 @@ async def get_product(request: web.Request) -> web.Response:
     if product is None:
         raise NotFound(f"no product {product_id!r}", [{"field": "id", "problem": "unknown product"}])
     return web.json_response(product)
+
+
+async def browse(request: web.Request) -> web.Response:
+    """`GET /v1/products?query=&genre=&limit=&cursor=`: title match, in title order."""
+    settings = request.app[settings_key]
+    query = request.query
+    text = query.get("query", "").strip() or None
+    if text is not None and len(text) > 200:
+        raise params.bad("query", "at most 200 characters")
+    genre, limit = params.genre(query), params.limit(query, default=20)
+    fingerprint = params.fingerprint("browse", text, genre)
+    position = params.decode_cursor(query.get("cursor"), fingerprint, {"t": str, "i": str})
+    after = (position["t"], position["i"]) if position else None
+    items, next_key = await products.browse(request.app[database_key].require(), settings.tenant_id,
+                                            settings.model_name, text, genre, after, limit)
+    next_cursor = params.encode_cursor({"t": next_key[0], "i": next_key[1]}, fingerprint) if next_key else None
+    return web.json_response({"items": items, "next_cursor": next_cursor})
+
+
+async def genres(request: web.Request) -> web.Response:
+    found = await products.genres(request.app[database_key].require(), request.app[settings_key].tenant_id)
+    return web.json_response({"items": found})

@@ -1,0 +1,131 @@
+"""The SQL behind recommendations: history, nearest neighbours from the HNSW index, popularity.
+
+Nearest-neighbour queries run with `hnsw.ef_search` from the settings and pgvector's iterative
+index scans, so filters on genre, year and exclusions still fill the list; when a filter is so
+selective that the index scan gives up early, the same query runs exactly (no index) instead.
+"""
+from dataclasses import dataclass
+import asyncpg
+import numpy as np
+from pgvector import Vector
+
+from services.api.scoring import HALF_LIFE_DAYS, TYPE_WEIGHTS, Event
+
+
+@dataclass(frozen=True)
+class Filters:
+    genre: str | None = None
+    year_from: int | None = None
+    year_to: int | None = None
+    exclude: tuple[str, ...] = ()
+
+
+# $1 tenant, $2 model, $3 query vectors, $4 counts, $5 excluded ids, $6 genre, $7 year_from, $8 year_to
+NEAREST = """
+SELECT a.ord, c.product_id, c.embedding
+FROM unnest($3::vector[], $4::int[]) WITH ORDINALITY AS a(query, n, ord)
+CROSS JOIN LATERAL (
+    SELECT v.product_id, v.embedding
+    FROM product_vectors v JOIN products p ON p.tenant_id = v.tenant_id AND p.id = v.product_id
+    WHERE v.tenant_id = $1 AND v.model = $2 AND NOT p.deleted AND v.product_id <> ALL($5::text[])
+      AND ($6::text IS NULL OR p.genres @> ARRAY[$6::text])
+      AND ($7::int IS NULL OR p.year >= $7) AND ($8::int IS NULL OR p.year <= $8)
+    ORDER BY {order}
+    LIMIT a.n
+) c
+"""
+INDEXED_ORDER = "v.embedding <=> a.query"
+EXACT_ORDER = "(v.embedding <=> a.query) + 0, v.product_id"  # not index-shaped: an exact scan
+
+POPULAR = """
+WITH popularity AS (
+    SELECT product_id, sum(
+        CASE type WHEN 'rating' THEN greatest(value - 2.5, 0) / 2.5
+                  WHEN 'purchase' THEN $6 WHEN 'like' THEN $7 WHEN 'view' THEN $8 ELSE 0 END
+        * power(0.5, greatest(extract(epoch FROM now() - occurred_at), 0) / 86400 / $9)) AS score
+    FROM interactions WHERE tenant_id = $1 GROUP BY product_id
+)
+SELECT p.id, coalesce(s.score, 0)::float8 AS score
+FROM products p LEFT JOIN popularity s ON s.product_id = p.id
+WHERE p.tenant_id = $1 AND NOT p.deleted AND p.id <> ALL($2::text[])
+  AND ($3::text IS NULL OR p.genres @> ARRAY[$3::text])
+  AND ($4::int IS NULL OR p.year >= $4) AND ($5::int IS NULL OR p.year <= $5)
+ORDER BY score DESC, p.id
+LIMIT $10 OFFSET $11
+"""
+
+
+def as_array(value: object) -> np.ndarray:
+    """A stored embedding as a float32 array, whichever type the codec returns."""
+    return np.asarray(value.to_numpy() if isinstance(value, Vector) else value, dtype=np.float32)
+
+
+async def history(conn: asyncpg.Connection, tenant_id: str, user_id: str, max_events: int = 5000) -> list[Event]:
+    """The user's interactions, newest first (an unknown user has none)."""
+    rows = await conn.fetch(
+        "SELECT product_id, type, value, occurred_at FROM interactions"
+        " WHERE tenant_id = $1 AND user_id = $2 ORDER BY occurred_at DESC, id DESC LIMIT $3",
+        tenant_id,
+        user_id,
+        max_events,
+    )
+    return [Event(r["product_id"], r["type"], r["value"], r["occurred_at"]) for r in rows]
+
+
+async def vectors(conn: asyncpg.Connection, tenant_id: str, model: str, product_ids: list[str]) -> dict[str, np.ndarray]:
+    rows = await conn.fetch(
+        "SELECT product_id, embedding FROM product_vectors WHERE tenant_id = $1 AND model = $2"
+        " AND product_id = ANY($3::text[])",
+        tenant_id,
+        model,
+        product_ids,
+    )
+    return {row["product_id"]: as_array(row["embedding"]) for row in rows}
+
+
+async def nearest(conn: asyncpg.Connection, tenant_id: str, model: str, ef_search: int,
+                  queries: list[np.ndarray], counts: list[int], excluded: list[str],
+                  filters: Filters) -> list[list[tuple[str, np.ndarray]]]:
+    """For each query vector, up to its count of nearest live products passing the filters."""
+    args = [tenant_id, model, [Vector(q) for q in queries], counts, excluded,
+            filters.genre, filters.year_from, filters.year_to]
+    async with conn.transaction():
+        await conn.execute(
+            "SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+            str(max(ef_search, max(counts, default=0))),
+        )
+        rows = await conn.fetch(NEAREST.format(order=INDEXED_ORDER), *args)
+    found: list[list[tuple[str, np.ndarray]]] = [[] for _ in queries]
+    for row in rows:
+        found[row["ord"] - 1].append((row["product_id"], as_array(row["embedding"])))
+    short = [i for i, items in enumerate(found) if len(items) < counts[i]]
+    if short:  # the index scan stopped early (selective filters, small catalogue): ask exactly
+        args[2] = [args[2][i] for i in short]
+        args[3] = [counts[i] for i in short]
+        for i in short:
+            found[i] = []
+        for row in await conn.fetch(NEAREST.format(order=EXACT_ORDER), *args):
+            found[short[row["ord"] - 1]].append((row["product_id"], as_array(row["embedding"])))
+    return found
+
+
+async def popular(conn: asyncpg.Connection, tenant_id: str, excluded: list[str], filters: Filters,
+                  offset: int, limit: int) -> list[tuple[str, float]]:
+    """Live products by popularity (interactions, newest weighing most), then by id: every
+    product has a place, so the list is never empty while products pass the filters."""
+    rows = await conn.fetch(
+        POPULAR,
+        tenant_id,
+        excluded,
+        filters.genre,
+        filters.year_from,
+        filters.year_to,
+        TYPE_WEIGHTS["purchase"],
+        TYPE_WEIGHTS["like"],
+        TYPE_WEIGHTS["view"],
+        HALF_LIFE_DAYS,
+        limit,
+        offset,
+    )
+    return [(row["id"], row["score"]) for row in rows]
+

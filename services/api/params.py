@@ -1,0 +1,103 @@
+"""Request parameters: parsed and checked here, a 400 naming the parameter otherwise.
+
+Cursors are opaque to clients: base64url JSON that carries the position and a fingerprint of the
+request, so a cursor used with other filters is refused rather than silently wrong.
+"""
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+
+from services.api.candidates import Filters
+from shared.errors import BadParameter
+from shared.schemas import ID_PATTERN
+
+GENRE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 &'._/-]{0,63}$"
+MAX_LIMIT = 100
+MAX_EXCLUDE = 500
+
+
+def bad(field: str, problem: str) -> BadParameter:
+    return BadParameter(f"bad parameter {field}: {problem}", [{"field": field, "problem": problem}])
+
+
+def integer(params: Mapping, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise bad(name, f"must be an integer from {low} to {high}") from None
+    if not low <= value <= high or isinstance(raw, bool):
+        raise bad(name, f"must be an integer from {low} to {high}")
+    return value
+
+
+def limit(params: Mapping, default: int = 10) -> int:
+    return integer(params, "limit", default, 1, MAX_LIMIT)
+
+
+def genre(params: Mapping, field: str = "genre") -> str | None:
+    value = params.get("genre")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not re.fullmatch(GENRE_PATTERN, value):
+        raise bad(field, "1-64 characters: letters, digits, spaces and & ' . _ / - (not first)")
+    return value
+
+
+def id_list(value: object, field: str) -> list[str]:
+    """Ids as a comma-separated string or a JSON list (numbers allowed, as the spike's clients send)."""
+    if value is None or value == "":
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    if (not isinstance(items, list) or len(items) > MAX_EXCLUDE
+            or not all(isinstance(i, str) or (isinstance(i, int) and not isinstance(i, bool)) for i in items)):
+        raise bad(field, f"a list of at most {MAX_EXCLUDE} product ids")
+    ids = [i for i in (str(item).strip() for item in items) if i]
+    if not all(re.fullmatch(ID_PATTERN, i) for i in ids):
+        raise bad(field, "product ids are 1-128 characters: letters, digits and . _ : -")
+    return ids
+
+
+def filters(params: Mapping, prefix: str = "") -> Filters:
+    year_from = integer(params, "year_from", None, 1800, 2200)
+    year_to = integer(params, "year_to", None, 1800, 2200)
+    if year_from is not None and year_to is not None and year_from > year_to:
+        raise bad(f"{prefix}year_to", "must not be before year_from")
+    return Filters(genre(params, f"{prefix}genre"), year_from, year_to,
+                   tuple(id_list(params.get("exclude"), f"{prefix}exclude")))
+
+
+def choice(params: Mapping, name: str, options: Mapping | list, default: str) -> str:
+    value = params.get(name) or default
+    if value not in options:
+        raise bad(name, f"one of {', '.join(sorted(options))}")
+    return value
+
+
+def fingerprint(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def encode_cursor(position: dict, fingerprint_: str) -> str:
+    raw = json.dumps({**position, "f": fingerprint_}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(value: str | None, fingerprint_: str, keys: dict[str, type]) -> dict | None:
+    """The position a cursor carries, or None without one; 400 when malformed or from another request."""
+    if not value:
+        return None
+    try:
+        position = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise bad("cursor", "malformed; pass next_cursor from the previous page unchanged") from None
+    if not isinstance(position, dict) or not all(isinstance(position.get(k), t) for k, t in keys.items()):
+        raise bad("cursor", "malformed; pass next_cursor from the previous page unchanged")
+    if position.get("f") != fingerprint_:
+        raise bad("cursor", "belongs to a request with other parameters")
+    return position

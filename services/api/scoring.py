@@ -1,0 +1,160 @@
+"""Content scoring, pure: history weights, interests, candidate scores with reasons, interleaving.
+
+No I/O here; `recommend.py` feeds it vectors from PostgreSQL. A later collaborative or hybrid
+scorer plugs in beside `score_content` and returns the same `Scored` items.
+"""
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+TYPE_WEIGHTS = {"purchase": 1.0, "like": 1.0, "view": 0.3, "dislike": -1.0}
+HALF_LIFE_DAYS = 180.0
+MAX_INTERESTS = 5
+MAX_CLUSTERED = 50  # the heaviest liked items are clustered; the rest join the nearest interest
+JOIN_SIMILARITY = 0.3  # groups of liked items this alike on average form one interest
+DISLIKE_PENALTY = 0.6
+
+
+@dataclass(frozen=True)
+class Event:
+    product_id: str
+    type: str
+    value: float | None
+    occurred_at: datetime
+
+
+@dataclass
+class Interest:
+    members: list[str]
+    weight: float
+    centroid: np.ndarray
+
+
+@dataclass
+class Scored:
+    product_id: str
+    score: float
+    reasons: list[dict] = field(default_factory=list)
+    group: int = 0  # the interest it was drawn for; interleaving keeps groups in proportion
+
+
+def event_weight(event: Event, now: datetime) -> float:
+    """Purchases and likes pull, dislikes push, views pull a little; a rating pulls above 2.5 stars
+    and pushes below. Weight halves every HALF_LIFE_DAYS of age."""
+    if event.type == "rating":
+        base = ((event.value or 2.5) - 2.5) / 2.5
+    else:
+        base = TYPE_WEIGHTS.get(event.type, 0.0)
+    age_days = max((now - event.occurred_at).total_seconds(), 0.0) / 86400
+    return base * 0.5 ** (age_days / HALF_LIFE_DAYS)
+
+
+def product_weights(events: list[Event], now: datetime) -> dict[str, float]:
+    """The summed weight of each product in a history."""
+    weights: dict[str, float] = {}
+    for event in events:
+        weights[event.product_id] = weights.get(event.product_id, 0.0) + event_weight(event, now)
+    return weights
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
+
+
+def find_interests(vectors: dict[str, np.ndarray], weights: dict[str, float],
+                   max_interests: int = MAX_INTERESTS) -> list[Interest]:
+    """Group the positively weighted items into at most `max_interests` interests, heaviest first:
+    a user who likes westerns and cartoons gets two interests, not one blurred average.
+
+    Average-linkage clustering on cosine similarity: the two closest groups merge while they are
+    at least JOIN_SIMILARITY alike on average, or while there are too many groups."""
+    ranked = sorted((pid for pid in vectors if weights.get(pid, 0) > 0), key=lambda pid: (-weights[pid], pid))
+    liked, rest = ranked[:MAX_CLUSTERED], ranked[MAX_CLUSTERED:]
+    if not liked:
+        return []
+    units = np.stack([_unit(np.asarray(vectors[pid], dtype=np.float32)) for pid in liked])
+    similarity = units @ units.T
+    np.fill_diagonal(similarity, -np.inf)
+    groups: dict[int, list[int]] = {i: [i] for i in range(len(liked))}
+    while len(groups) > 1:
+        a, b = np.unravel_index(int(np.argmax(similarity)), similarity.shape)
+        if similarity[a, b] < JOIN_SIMILARITY and len(groups) <= max_interests:
+            break
+        size_a, size_b = len(groups[a]), len(groups[b])
+        merged = (similarity[a] * size_a + similarity[b] * size_b) / (size_a + size_b)
+        similarity[a], similarity[:, a] = merged, merged
+        similarity[a, a] = -np.inf
+        similarity[b], similarity[:, b] = -np.inf, -np.inf
+        groups[a] += groups.pop(b)
+    interests = []
+    for members in groups.values():
+        member_weights = np.array([weights[liked[i]] for i in members], dtype=np.float32)
+        centroid = _unit((units[members] * member_weights[:, None]).sum(axis=0))
+        interests.append(Interest([liked[i] for i in members], float(member_weights.sum()), centroid))
+    for pid in rest:  # lighter items join the interest they are closest to
+        vector = _unit(np.asarray(vectors[pid], dtype=np.float32))
+        interest = max(interests, key=lambda interest: float(vector @ interest.centroid))
+        interest.members.append(pid)
+        interest.weight += weights[pid]
+    interests.sort(key=lambda interest: (-interest.weight, interest.members[0]))
+    return interests
+
+
+def interest_shares(interests: list[Interest], vectors: dict[str, np.ndarray],
+                    weights: dict[str, float]) -> list[float]:
+    """The share of the list each interest gets: by the square root of its weight, so a small
+    interest still shows up, less what dislikes close to it take away."""
+    disliked = [_unit(np.asarray(vectors[pid], dtype=np.float32)) * -w
+                for pid, w in weights.items() if w < 0 and pid in vectors]
+    masses = []
+    for interest in interests:
+        against = sum(max(float(d @ interest.centroid), 0.0) for d in disliked)
+        masses.append(math.sqrt(max(interest.weight - against, 0.05 * interest.weight, 1e-9)))
+    total = sum(masses)
+    return [mass / total for mass in masses]
+
+
+def score_content(candidate_ids: list[str], candidates: np.ndarray, vectors: dict[str, np.ndarray],
+                  weights: dict[str, float], interests: list[Interest]) -> list[Scored]:
+    """Score each candidate by its best match among the liked items (weighted), minus a penalty
+    for resembling a disliked one. The reason names the liked item that contributed most."""
+    if not candidate_ids:
+        return []
+    candidates = candidates / np.maximum(np.linalg.norm(candidates, axis=1, keepdims=True), 1e-12)
+    liked = [pid for interest in interests for pid in interest.members]
+    group_of = {pid: g for g, interest in enumerate(interests) for pid in interest.members}
+    top = max(weights[pid] for pid in liked)
+    liked_matrix = np.stack([_unit(np.asarray(vectors[pid], dtype=np.float32)) for pid in liked])
+    factors = np.array([0.5 + 0.5 * weights[pid] / top for pid in liked], dtype=np.float32)
+    contributions = (candidates @ liked_matrix.T) * factors
+    best = contributions.argmax(axis=1)
+    scores = contributions[np.arange(len(candidate_ids)), best]
+    disliked = [pid for pid, w in weights.items() if w < 0 and pid in vectors]
+    if disliked:
+        worst = max(-weights[pid] for pid in disliked)
+        disliked_matrix = np.stack([_unit(np.asarray(vectors[pid], dtype=np.float32)) for pid in disliked])
+        strength = np.array([-weights[pid] / worst for pid in disliked], dtype=np.float32)
+        penalty = np.clip(candidates @ disliked_matrix.T, 0, None) * strength
+        scores = scores - DISLIKE_PENALTY * penalty.max(axis=1)
+    return [
+        Scored(pid, float(scores[i]), [{"type": "similar_to", "product_id": liked[best[i]]}], group_of[liked[best[i]]])
+        for i, pid in enumerate(candidate_ids)
+    ]
+
+
+def interleave(scored: list[Scored], shares: list[float]) -> list[Scored]:
+    """One list from per-interest rankings: each interest fills its share of every prefix of the
+    list (item r of an interest with share s sits at (r + 1) / s). Deterministic."""
+    by_group: dict[int, list[Scored]] = {}
+    for item in scored:
+        by_group.setdefault(item.group, []).append(item)
+    keyed = []
+    for group, items in by_group.items():
+        items.sort(key=lambda item: (-item.score, item.product_id))
+        share = shares[group] if group < len(shares) else min(shares, default=1.0)
+        keyed += [((rank + 1) / share, -item.score, item.product_id, item) for rank, item in enumerate(items)]
+    keyed.sort(key=lambda entry: entry[:3])
+    return [entry[3] for entry in keyed]

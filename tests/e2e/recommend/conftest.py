@@ -1,0 +1,63 @@
+"""A tenant of its own with the demo catalogue, embedded by the stack's workers; ingest and api
+for that tenant run in-process on real ports, so rankings see only this catalogue."""
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from services.api.app import create_app as create_api
+from services.ingest.app import create_app as create_ingest
+from shared.settings import ApiSettings, IngestSettings
+from tools.demo import demo_data, load_demo
+
+
+@dataclass
+class Tenant:
+    id: str
+    ingest_url: str
+    api_url: str
+    session: aiohttp.ClientSession
+    titles: dict  # title -> product id
+    movies: dict  # product id -> movie
+
+    async def get(self, path: str, **params) -> tuple[int, object]:
+        async with self.session.get(f"{self.api_url}{path}", params=params) as response:
+            return response.status, await response.json()
+
+    async def post(self, base: str, path: str, body: object) -> tuple[int, object]:
+        async with self.session.post(f"{base}{path}", json=body) as response:
+            return response.status, await response.json()
+
+    def genres(self, item: dict) -> list[str]:
+        return item["product"]["genres"]
+
+
+@pytest.fixture(scope="session")
+async def demo_tenant(stack, pool, database_url, amqp_url, amqp_prefix, unique_session) -> Tenant:
+    tenant_id = f"rec-{unique_session}"
+    await pool.execute("INSERT INTO tenants (id) VALUES ($1)", tenant_id)
+    common = dict(database_url=database_url, amqp_url=amqp_url, amqp_prefix=amqp_prefix, tenant_id=tenant_id,
+                  db_pool_max=4)
+    ingest = TestServer(create_ingest(IngestSettings(**common)))
+    api = TestServer(create_api(ApiSettings(**common)))
+    await ingest.start_server()
+    await api.start_server()
+    ingest_url, api_url = str(ingest.make_url("")).rstrip("/"), str(api.make_url("")).rstrip("/")
+    try:
+        counts = await load_demo(ingest_url, api_url, wait_s=180)
+        assert counts["embedded"] == counts["products"], counts
+        data = demo_data()
+        async with aiohttp.ClientSession() as session:
+            yield Tenant(tenant_id, ingest_url, api_url, session, {m["title"]: m["id"] for m in data["movies"]},
+                         {m["id"]: m for m in data["movies"]})
+    finally:
+        await api.close()
+        await ingest.close()
+
+
+@pytest.fixture(scope="session")
+def unique_session() -> str:
+    import uuid
+
+    return uuid.uuid4().hex[:8]
