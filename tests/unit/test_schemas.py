@@ -33,6 +33,8 @@ def test_a_valid_product_is_trimmed_and_keeps_its_metadata():
         ({"metadata": {"nested": {"a": 1}}}, "metadata"),
         ({"metadata": [1, 2]}, "metadata"),
         ({"colour": "red"}, "colour"),
+        ({"description": "nul\x00byte"}, "description"),
+        ({"metadata": {"k": "nul\x00"}}, "metadata"),
     ],
 )
 def test_each_bad_field_is_named(change, field):
