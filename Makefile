@@ -75,3 +75,11 @@ ifeq ($(STACK_MODE),docker)
 else
 	@$(PY) -m tools.stack logs
 endif
+
+# The demo catalogue (about 100 films, a few users) through the running ingest service; idempotent.
+demo: $(STAMP)
+	$(PY) -m tools.demo
+
+# Personal-recommendation latency on 100,000 synthetic products (its own throwaway database).
+bench: $(STAMP)
+	$(PY) -m tools.bench

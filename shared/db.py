@@ -12,12 +12,14 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await register_vector(conn)
 
 
-async def create_pool(settings: Settings) -> asyncpg.Pool:
+async def create_pool(settings: Settings, server_settings: dict[str, str] | None = None) -> asyncpg.Pool:
+    """`server_settings`: session settings every connection starts with (e.g. `hnsw.ef_search`)."""
     return await asyncpg.create_pool(
         settings.database_url,
         min_size=settings.db_pool_min,
         max_size=settings.db_pool_max,
         init=_init_connection,
+        server_settings=server_settings,
     )
 
 
@@ -52,8 +54,9 @@ def pool_in_use(pool: asyncpg.Pool) -> int:
 class Database:
     """A pool opened in the background: the service starts while PostgreSQL is still down."""
 
-    def __init__(self, settings: Settings, retry_s: float = 2.0):
+    def __init__(self, settings: Settings, retry_s: float = 2.0, server_settings: dict[str, str] | None = None):
         self.settings = settings
+        self.server_settings = server_settings
         self.retry_s = retry_s
         self.pool: asyncpg.Pool | None = None
         self._last_error = "connecting"
@@ -65,7 +68,7 @@ class Database:
     async def _connect(self) -> None:
         while self.pool is None:
             try:
-                self.pool = await create_pool(self.settings)
+                self.pool = await create_pool(self.settings, self.server_settings)
             except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
                 self._last_error = f"database unreachable: {exc or type(exc).__name__}"
                 await asyncio.sleep(self.retry_s)

@@ -10,8 +10,19 @@ from shared.http import errors_middleware, setup_health, setup_metrics
 from shared.settings import ApiSettings
 
 
+def query_settings(settings: ApiSettings) -> dict[str, str]:
+    """Session settings of the api's connections: the HNSW search breadth, iterative index scans
+    so filtered queries still fill their lists, and a custom plan per call (a generic plan cannot
+    see which filters are unset and may trade the index for an exact scan)."""
+    return {
+        "hnsw.ef_search": str(settings.ef_search),
+        "hnsw.iterative_scan": "relaxed_order",
+        "plan_cache_mode": "force_custom_plan",
+    }
+
+
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
-    database = Database(app[settings_key])
+    database = Database(app[settings_key], server_settings=query_settings(app[settings_key]))
     database.start()
     app[database_key] = database
     yield

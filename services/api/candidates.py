@@ -1,8 +1,9 @@
 """The SQL behind recommendations: history, nearest neighbours from the HNSW index, popularity.
 
-Nearest-neighbour queries run with `hnsw.ef_search` from the settings and pgvector's iterative
-index scans, so filters on genre, year and exclusions still fill the list; when a filter is so
-selective that the index scan gives up early, the same query runs exactly (no index) instead.
+Nearest-neighbour queries run on connections set up by the api (`app.query_settings`): the
+settings' `hnsw.ef_search` and pgvector's iterative index scans, so filters on genre, year and
+exclusions still fill the list; when a filter is so selective that the index scan gives up
+early, the same query runs exactly (no index) instead.
 """
 from dataclasses import dataclass
 import asyncpg
@@ -83,18 +84,12 @@ async def vectors(conn: asyncpg.Connection, tenant_id: str, model: str, product_
     return {row["product_id"]: as_array(row["embedding"]) for row in rows}
 
 
-async def nearest(conn: asyncpg.Connection, tenant_id: str, model: str, ef_search: int,
-                  queries: list[np.ndarray], counts: list[int], excluded: list[str],
+async def nearest(conn: asyncpg.Connection, tenant_id: str, model: str, queries: list[np.ndarray], counts: list[int], excluded: list[str],
                   filters: Filters) -> list[list[tuple[str, np.ndarray]]]:
     """For each query vector, up to its count of nearest live products passing the filters."""
     args = [tenant_id, model, [Vector(q) for q in queries], counts, excluded,
             filters.genre, filters.year_from, filters.year_to]
-    async with conn.transaction():
-        await conn.execute(
-            "SELECT set_config('hnsw.ef_search', $1, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-            str(max(ef_search, max(counts, default=0))),
-        )
-        rows = await conn.fetch(NEAREST.format(order=INDEXED_ORDER), *args)
+    rows = await conn.fetch(NEAREST.format(order=INDEXED_ORDER), *args)
     found: list[list[tuple[str, np.ndarray]]] = [[] for _ in queries]
     for row in rows:
         found[row["ord"] - 1].append((row["product_id"], as_array(row["embedding"])))

@@ -4,23 +4,23 @@ from aiohttp import web
 from services.api import params
 from services.api.candidates import Filters
 from services.api.keys import database_key, settings_key
-from services.api.recommend import CONTENT_DEPTH, DEFAULT_STRATEGY, STRATEGIES, recommend
+from services.api.recommend import DEFAULT_STRATEGY, STRATEGIES, ranked_depth, recommend
 from services.api.scoring import Event
 
 MAX_OFFSET = 10_000
 
 
-async def ranked_page(request: web.Request, events: list[Event], filters: Filters, strategy: str, limit: int,
-                      cursor: str | None, identity: tuple) -> dict:
-    """`{"items", "next_cursor", "strategy"}` for the history; `identity` names the request so a
-    cursor cannot be replayed against different parameters."""
+async def ranked_page(request: web.Request, events: list[Event] | None, filters: Filters, strategy: str,
+                      limit: int, cursor: str | None, identity: tuple, user_id: str | None = None) -> dict:
+    """`{"items", "next_cursor", "strategy"}` for the history (`events`, or the stored history of
+    `user_id`); `identity` names the request so a cursor cannot be replayed against other parameters."""
     fingerprint = params.fingerprint(*identity, strategy, filters)
     position = params.decode_cursor(cursor, fingerprint, {"o": int, "d": int})
-    offset, depth = (position["o"], position["d"]) if position else (0, max(CONTENT_DEPTH, limit))
+    offset, depth = (position["o"], position["d"]) if position else (0, ranked_depth(limit))
     if not 0 <= offset <= MAX_OFFSET or not 1 <= depth <= MAX_OFFSET:
         raise params.bad("cursor", "out of range")
     page = await recommend(request.app[database_key].require(), request.app[settings_key],
-                           events, filters, strategy, limit, offset, depth)
+                           events, filters, strategy, limit, offset, depth, user_id)
     more = page.more and offset + limit < MAX_OFFSET
     next_cursor = params.encode_cursor({"o": offset + limit, "d": depth}, fingerprint) if more else None
     return {"items": page.items, "next_cursor": next_cursor, "strategy": strategy}

@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from services.api import candidates, params, products, users
+from services.api import params, products, users
 from services.api.keys import database_key, settings_key
 from services.api.pages import ranked_page, strategy
 from services.api.scoring import Event
@@ -31,10 +31,7 @@ async def user_recommendations(request: web.Request) -> web.Response:
     user_id = _path_id(request, "user_id")
     query = request.query
     limit, filters, chosen = params.limit(query), params.filters(query), strategy(query)
-    settings = request.app[settings_key]
-    async with request.app[database_key].require().acquire() as conn:
-        events = await candidates.history(conn, settings.tenant_id, user_id)
-    body = await ranked_page(request, events, filters, chosen, limit, query.get("cursor"), ("user", user_id))
+    body = await ranked_page(request, None, filters, chosen, limit, query.get("cursor"), ("user", user_id), user_id)
     return web.json_response({"user_id": user_id, **body})
 
 

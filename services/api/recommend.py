@@ -17,9 +17,10 @@ from services.api.candidates import Filters
 from services.api.scoring import Event, Scored, find_interests, interest_shares, interleave, product_weights, score_content
 from shared.settings import ApiSettings
 
-CONTENT_DEPTH = 100  # items a strategy ranks per request; popularity continues the list after them
+CONTENT_DEPTH = 40  # at least this many items ranked by the strategy; popularity continues the list after them
+DEPTH_PER_LIMIT = 4  # ... and four pages' worth
 MAX_HISTORY_VECTORS = 200  # the most heavily weighted history items taken into account
-OVERFETCH = 1.5  # candidates fetched per interest, relative to its share of the depth
+OVERFETCH = 1.2  # candidates fetched per interest, relative to its share of the depth
 
 
 @dataclass
@@ -38,7 +39,7 @@ Strategy = Callable[[Context], Awaitable[list[Scored]]]
 
 async def _nearest(ctx: Context, queries: list[np.ndarray], counts: list[int]) -> list[list[tuple[str, np.ndarray]]]:
     s = ctx.settings
-    return await candidates.nearest(ctx.conn, s.tenant_id, s.model_name, s.ef_search, queries, counts,
+    return await candidates.nearest(ctx.conn, s.tenant_id, s.model_name, queries, counts,
                                     ctx.excluded, ctx.filters)
 
 
@@ -49,7 +50,7 @@ async def content_strategy(ctx: Context) -> list[Scored]:
     if not interests:
         return []
     shares = interest_shares(interests, ctx.vectors, ctx.weights)
-    counts = [math.ceil(ctx.depth * share * OVERFETCH) + 5 for share in shares]
+    counts = [math.ceil(ctx.depth * share * OVERFETCH) + 2 for share in shares]
     found = await _nearest(ctx, [interest.centroid for interest in interests], counts)
     seen: dict[str, np.ndarray] = {}
     for items in found:
@@ -95,19 +96,29 @@ STRATEGIES: dict[str, Strategy] = {
 DEFAULT_STRATEGY = "content"
 
 
+def ranked_depth(limit: int) -> int:
+    return max(CONTENT_DEPTH, DEPTH_PER_LIMIT * limit)
+
+
 @dataclass
 class Page:
     items: list[dict]
     more: bool
 
 
-async def recommend(pool: asyncpg.Pool, settings: ApiSettings, events: list[Event], filters: Filters,
-                    strategy: str, limit: int, offset: int = 0, depth: int = CONTENT_DEPTH) -> Page:
-    """One page of the ranking for a history; history items and `filters.exclude` never appear."""
-    weights = product_weights(events, datetime.now(timezone.utc))
-    heaviest = sorted((pid for pid, w in weights.items() if w != 0), key=lambda pid: -abs(weights[pid]))
-    excluded = sorted(set(weights) | set(filters.exclude))
+async def recommend(pool: asyncpg.Pool, settings: ApiSettings, events: list[Event] | None, filters: Filters,
+                    strategy: str, limit: int, offset: int = 0, depth: int | None = None,
+                    user_id: str | None = None) -> Page:
+    """One page of the ranking for a history (`events`, or the stored history of `user_id`);
+    history items and `filters.exclude` never appear. Every page of one list must use the same
+    `depth` (the cursor carries it)."""
+    depth = depth or ranked_depth(limit)
     async with pool.acquire() as conn:
+        if user_id is not None:
+            events = await candidates.history(conn, settings.tenant_id, user_id)
+        weights = product_weights(events or [], datetime.now(timezone.utc))
+        heaviest = sorted((pid for pid, w in weights.items() if w != 0), key=lambda pid: -abs(weights[pid]))
+        excluded = sorted(set(weights) | set(filters.exclude))
         vectors = await candidates.vectors(conn, settings.tenant_id, settings.model_name,
                                            heaviest[:MAX_HISTORY_VECTORS])
         ctx = Context(conn, settings, weights, vectors, excluded, filters, depth)

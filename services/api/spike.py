@@ -8,7 +8,7 @@ import re
 
 from aiohttp import web
 
-from services.api import candidates, params
+from services.api import params
 from services.api.candidates import Filters
 from services.api.keys import database_key, settings_key
 from services.api.pages import ranked_page
@@ -59,10 +59,7 @@ async def user_recommendation(request: web.Request) -> web.Response:
     if not re.fullmatch(ID_PATTERN, user_id):
         raise params.bad("users_id", "required: the user's id (letters, digits and . _ : -)")
     limit = params.limit(request.query)
-    settings = request.app[settings_key]
-    async with request.app[database_key].require().acquire() as conn:
-        events = await candidates.history(conn, settings.tenant_id, user_id)
-    page = await ranked_page(request, events, Filters(), DEFAULT_STRATEGY, limit, None, ("spike-user", user_id))
+    page = await ranked_page(request, None, Filters(), DEFAULT_STRATEGY, limit, None, ("spike-user", user_id), user_id)
     return web.json_response(_spike_items(page))
 
 

@@ -1,0 +1,73 @@
+"""The web page in a real browser: Debian's chromium, driven by Playwright, at phone width."""
+from pathlib import Path
+
+import pytest
+from playwright.async_api import async_playwright
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+
+
+@pytest.fixture
+async def page():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is missing: `make test` installs it (apt-get install chromium)")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            yield await browser.new_page(viewport={"width": 390, "height": 844})
+        finally:
+            await browser.close()
+
+
+async def shown(page, list_id: str) -> list[str]:
+    return await page.eval_on_selector_all(f"#{list_id} > li", "items => items.map(i => i.dataset.id)")
+
+
+async def like_by_search(page, title: str) -> None:
+    loaded = await page.get_attribute("#recommendations", "data-loaded")
+    await page.fill("#query", title)
+    await page.click("#search button")
+    await page.wait_for_selector(f"#products li[data-id] h3:text-is('{title}')")
+    await page.click(f"#products li:has(h3:text-is('{title}')) button.like")
+    await page.wait_for_function(
+        f"document.querySelector('#recommendations').dataset.loaded !== '{loaded}'")
+
+
+async def test_likes_change_the_recommendations_shown_as_the_api_ranks_them(page, demo_tenant):
+    await page.goto(f"{demo_tenant.api_url}/")
+    await page.wait_for_selector("#recommendations > li")
+    before = await shown(page, "recommendations")
+    assert len(before) == 10
+    liked_titles = ["Orbit of Glass", "Silent Vacuum", "Heliopause"]
+    for title in liked_titles:
+        await like_by_search(page, title)
+    after = await shown(page, "recommendations")
+    liked = [demo_tenant.titles[t] for t in liked_titles]
+    status, expected = await demo_tenant.post(demo_tenant.api_url, "/v1/recommendations",
+                                              {"liked": liked, "disliked": [], "limit": 10})
+    assert status == 200
+    assert after == [item["product"]["id"] for item in expected["items"]]
+    assert after != before
+    assert "Because of" in await page.inner_text("#recommendations > li:first-child .reason")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "web_page.png"), full_page=True)
+
+
+async def test_picking_a_user_shows_history_and_their_recommendations(page, demo_tenant):
+    await page.goto(f"{demo_tenant.api_url}/")
+    await page.wait_for_selector("#recommendations > li")
+    await page.select_option("#user-picker", "ada")
+    await page.wait_for_selector("#history li")
+    assert "Orbit of Glass" in await page.inner_text("#history")
+    status, expected = await demo_tenant.get("/v1/users/ada/recommendations", limit=10)
+    await page.wait_for_function("document.querySelector('#recommendations > li .reason')"
+                                 " && !document.querySelector('#recommendations button.like')")
+    assert await shown(page, "recommendations") == [item["product"]["id"] for item in expected["items"]]
+    await page.click("#recommendations > li:first-child button.similar")
+    await page.wait_for_selector("#similar > li")
+    assert len(await shown(page, "similar")) == 5
