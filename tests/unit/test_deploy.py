@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from shared.amqp import Topology
-from shared.settings import ApiSettings, EmbedderSettings, IngestSettings, Settings
+from shared.settings import ApiSettings, EmbedderSettings, IngestSettings, Settings, TrainerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -39,15 +39,16 @@ def test_compose_file_matches_the_compose_specification():
 
 def test_compose_embedder_scales_and_everything_waits_for_what_it_needs():
     services = _compose()["services"]
-    assert {"postgres", "rabbitmq", "migrate", "ingest", "embedder", "api"} <= services.keys()
+    assert {"postgres", "rabbitmq", "migrate", "ingest", "embedder", "api", "trainer"} <= services.keys()
     embedder = services["embedder"]
     assert "container_name" not in embedder and "ports" not in embedder, "fixed names or ports block --scale"
     assert "pgvector/pgvector" in services["postgres"]["image"]
     assert any(volume.endswith(":/var/lib/postgresql/data") for volume in services["postgres"]["volumes"])
-    for name in ("postgres", "rabbitmq", "ingest", "embedder", "api"):
+    for name in ("postgres", "rabbitmq", "ingest", "embedder", "api", "trainer"):
         assert "test" in services[name].get("healthcheck", {}), f"{name} has no healthcheck"
-    assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in ("ingest", "embedder", "api"):
+    for name in ("migrate", "trainer"):
+        assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("ingest", "embedder", "api", "trainer"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     for name in ("ingest", "embedder"):
         assert services[name]["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
@@ -64,6 +65,31 @@ def test_each_image_runs_as_non_root_with_a_healthcheck_and_deps_before_source(s
     code = "\n".join(line for line in lines if not line.startswith("#"))
     heavy = "torch" in code or "optional-dependencies" in code
     assert heavy == (service == "embedder"), "only the embedder image carries torch and the model"
+
+
+def _copies(dockerfile: str, module: str) -> bool:
+    """Whether the image built from `dockerfile` holds the source of `python -m module`."""
+    package = module.replace(".", "/")
+    copied = [line.split()[1] for line in (ROOT / dockerfile).read_text().splitlines() if line.startswith("COPY ")]
+    return any(package == source.rstrip("/") or package.startswith(source.rstrip("/") + "/") for source in copied)
+
+
+def test_every_container_command_runs_code_its_image_holds():
+    commands = []
+    for name, service in _compose()["services"].items():
+        if "build" in service and "command" in service:
+            commands.append((f"compose {name}", service["build"]["dockerfile"], service["command"]))
+    for doc in _manifests():
+        pod = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for container in pod.get("containers", []):
+            if "command" in container and container["image"].startswith("recommender-"):
+                role = container["image"].removeprefix("recommender-")
+                commands.append((f"{doc['kind']} {doc['metadata']['name']}", f"services/{role}/Dockerfile",
+                                 container["command"]))
+    assert any("services.trainer" in command for _, _, command in commands)
+    for where, dockerfile, command in commands:
+        assert command[:2] == ["python", "-m"], where
+        assert _copies(dockerfile, command[2]), f"{where} runs {command[2]}, which {dockerfile} does not copy"
 
 
 def test_every_builtin_manifest_validates_against_the_kubernetes_schema():
@@ -91,7 +117,7 @@ def test_keda_scales_the_embedder_on_the_work_queue():
 
 def test_deployments_probe_health_and_the_embedder_outlasts_its_shutdown():
     deployments = _by_kind("Deployment")
-    assert {"recommender-api", "recommender-ingest", "recommender-embedder"} == deployments.keys()
+    assert {"recommender-api", "recommender-ingest", "recommender-embedder", "recommender-trainer"} == deployments.keys()
     for deployment in deployments.values():
         [container] = deployment["spec"]["template"]["spec"]["containers"]
         assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
@@ -106,10 +132,12 @@ def test_deployments_probe_health_and_the_embedder_outlasts_its_shutdown():
     assert "recommender-api" in {hpa["spec"]["scaleTargetRef"]["name"]
                                  for hpa in _by_kind("HorizontalPodAutoscaler").values()}
     assert "recommender-migrate" in _by_kind("Job")
+    trainer = deployments["recommender-trainer"]["spec"]
+    assert trainer["replicas"] == 1 and trainer["strategy"]["type"] == "Recreate", "one trainer at a time"
 
 
 def test_env_example_documents_every_setting():
     documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
-    keys = {name.upper() for cls in (Settings, IngestSettings, ApiSettings, EmbedderSettings)
+    keys = {name.upper() for cls in (Settings, IngestSettings, ApiSettings, EmbedderSettings, TrainerSettings)
             for name in cls.model_fields}
     assert keys - documented == set()
