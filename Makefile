@@ -83,3 +83,12 @@ demo: $(STAMP)
 # Personal-recommendation latency on 100,000 synthetic products (its own throwaway database).
 bench: $(STAMP)
 	$(PY) -m tools.bench
+
+# Train the collaborative model now, on the native stack's database (the stack's trainer also
+# retrains on its own: after TRAIN_AFTER_INTERACTIONS new interactions or every TRAIN_EVERY_S).
+train: $(STAMP)
+	env $$($(PY) -m tools.stack env) $(PY) -m services.trainer --once
+
+# The offline evaluation through the running stack; prints the table and writes EVAL.md.
+eval: up
+	env $$($(PY) -m tools.stack env) $(PY) -m tools.eval --movies $(DATA_DIR)/movies.csv --ratings $(DATA_DIR)/ratings.csv

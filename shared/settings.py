@@ -48,3 +48,11 @@ class EmbedderSettings(Settings):
     health_port: int = 8385  # 0: no HTTP health/metrics endpoint
     encode_device: str = "cpu"
     model_path: str | None = None  # a local sentence-transformers folder; default: the packaged model
+
+
+class TrainerSettings(Settings):
+    host: str = "0.0.0.0"
+    health_port: int = 8382  # 0: no HTTP health endpoint
+    train_check_s: float = Field(60.0, gt=0)
+    train_after_interactions: int = Field(1000, ge=1)
+    train_every_s: float = Field(86_400.0, gt=0)

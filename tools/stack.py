@@ -39,6 +39,7 @@ class Config:
     api_port: int
     ingest_port: int
     embedder_port: int
+    trainer_port: int
     workers: int
     host: str
     ready_timeout_s: float
@@ -57,6 +58,7 @@ class Config:
             api_port=int(env("API_PORT", "8383")),
             ingest_port=int(env("INGEST_PORT", "8384")),
             embedder_port=int(env("EMBEDDER_HEALTH_PORT", "8385")),
+            trainer_port=int(env("TRAINER_HEALTH_PORT", "8382")),
             workers=int(env("EMBEDDER_WORKERS", "2")),
             host=env("STACK_HOST", "127.0.0.1"),
             ready_timeout_s=float(env("READY_TIMEOUT_S", "300")),
@@ -126,6 +128,8 @@ def _planned(config: Config) -> list[tuple[str, str, int, dict, str]]:
     urls = config.urls()
     planned = [("ingest", "services.ingest", config.ingest_port, {"PORT": str(config.ingest_port)}, urls["INGEST_URL"]),
                ("api", "services.api", config.api_port, {"PORT": str(config.api_port)}, urls["API_URL"])]
+    planned.append(("trainer", "services.trainer", config.trainer_port, {"HEALTH_PORT": str(config.trainer_port)},
+                    f"http://127.0.0.1:{config.trainer_port}/health/ready"))
     for index in range(config.workers):
         port = config.embedder_port + index
         planned.append((f"embedder-{index + 1}", "services.embedder", port, {"HEALTH_PORT": str(port)},

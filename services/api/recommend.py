@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 import asyncpg
 import numpy as np
 
-from services.api import candidates, products
+from services.api import candidates, hybrid, products
 from services.api.candidates import Filters
 from services.api.scoring import Event, Scored, find_interests, interest_shares, interleave, product_weights, score_content
 from shared.settings import ApiSettings
@@ -32,6 +32,7 @@ class Context:
     excluded: list[str]
     filters: Filters
     depth: int
+    events: list[Event]
 
 
 Strategy = Callable[[Context], Awaitable[list[Scored]]]
@@ -89,11 +90,13 @@ async def popular_strategy(ctx: Context) -> list[Scored]:
 
 
 STRATEGIES: dict[str, Strategy] = {
+    "hybrid": hybrid.hybrid_strategy,
+    "collaborative": hybrid.collaborative_strategy,
     "content": content_strategy,
     "spike": spike_strategy,
     "popular": popular_strategy,
 }
-DEFAULT_STRATEGY = "content"
+DEFAULT_STRATEGY = "hybrid"
 
 
 def ranked_depth(limit: int) -> int:
@@ -121,7 +124,7 @@ async def recommend(pool: asyncpg.Pool, settings: ApiSettings, events: list[Even
         excluded = sorted(set(weights) | set(filters.exclude))
         vectors = await candidates.vectors(conn, settings.tenant_id, settings.model_name,
                                            heaviest[:MAX_HISTORY_VECTORS])
-        ctx = Context(conn, settings, weights, vectors, excluded, filters, depth)
+        ctx = Context(conn, settings, weights, vectors, excluded, filters, depth, events or [])
         ranked = await STRATEGIES[strategy](ctx)
         page = ranked[offset: offset + limit]
         more = len(ranked) > offset + limit

@@ -22,6 +22,11 @@ log = logging.getLogger("services.embedder")
 
 
 async def run(settings: EmbedderSettings, until_idle_s: float | None) -> None:
+    # SIGTERM during start-up (loading the model takes seconds) ends the process cleanly too.
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
     async with AsyncExitStack() as stack:
         encoder = Encoder(settings.model_name, settings.model_path, settings.encode_device)
         stack.callback(encoder.close)
@@ -29,6 +34,8 @@ async def run(settings: EmbedderSettings, until_idle_s: float | None) -> None:
         database.start()
         stack.push_async_callback(database.close)
         while (problem := await database.problem()) is not None:
+            if stopping.is_set():
+                return
             log.warning("waiting for the database: %s", problem)
             await asyncio.sleep(2)
         await check_vector_dimension(database.pool, encoder.dimension)
@@ -47,7 +54,8 @@ async def run(settings: EmbedderSettings, until_idle_s: float | None) -> None:
             await web.TCPSite(runner, settings.host, settings.health_port).start()
 
         worker = Worker(settings, queue, PgStore(database.pool, settings.model_name), encoder, metrics)
-        loop = asyncio.get_running_loop()
+        if stopping.is_set():
+            return
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)
         log.info("consuming %s from %s (batch %d, wait %.2fs)", queue.name, redact(settings.amqp_url),

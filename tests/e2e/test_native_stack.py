@@ -37,6 +37,7 @@ def stack_env(tmp_path: Path, amqp_url: str) -> dict:
     env = {**os.environ, "STACK_MODE": "native", "RUN_DIR": str(tmp_path / "run"), "AMQP_URL": amqp_url,
            "AMQP_PREFIX": prefix, "PG_PORT": str(localpg.free_port()), "API_PORT": str(localpg.free_port()),
            "INGEST_PORT": str(localpg.free_port()), "EMBEDDER_HEALTH_PORT": str(free_port_pair()),
+           "TRAINER_HEALTH_PORT": str(localpg.free_port()),
            "EMBEDDER_WORKERS": "2"}
     env.pop("DATABASE_URL", None)
     yield env
@@ -59,9 +60,9 @@ def test_make_up_serves_recommendations_then_make_down_leaves_nothing(stack_env)
     assert up.returncode == 0, up.stdout + up.stderr
     run_dir = Path(stack_env["RUN_DIR"])
     records = {record.name: record for record in procs.records(run_dir)}
-    assert records.keys() == {"ingest", "api", "embedder-1", "embedder-2"}
+    assert records.keys() == {"ingest", "api", "trainer", "embedder-1", "embedder-2"}
     assert all(procs.alive(record) and procs.ready(record) for record in records.values())
-    assert len({record.port for record in records.values()}) == 4
+    assert len({record.port for record in records.values()}) == 5
     assert all((run_dir / "logs" / f"{name}.log").exists() for name in records)
     api_url = f"http://127.0.0.1:{stack_env['API_PORT']}"
     assert api_url in up.stdout
@@ -76,7 +77,7 @@ def test_make_up_serves_recommendations_then_make_down_leaves_nothing(stack_env)
 
     again = make("up", stack_env)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "started 0 process(es), 4 already running" in again.stdout
+    assert "started 0 process(es), 5 already running" in again.stdout
     assert {record.name: record.pid for record in procs.records(run_dir)} == {n: r.pid for n, r in records.items()}
 
     down = make("down", stack_env)

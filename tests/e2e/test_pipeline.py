@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from shared.amqp import ROUTING_KEY, Topology
+from tests.processes import wait_ready
 
 WORDS = ("river", "pirate", "galaxy", "detective", "dragon", "orchestra", "desert", "robot", "winter",
          "circus", "volcano", "lighthouse", "samurai", "violin", "jungle", "submarine", "castle", "ghost")
@@ -146,6 +147,7 @@ async def test_sigterm_finishes_the_batch_in_hand_and_exits_0(stack, unique):
     products = catalogue(f"term-{unique}", 120)
     ids = [p["id"] for p in products]
     leaving = stack.workers[-1]
+    wait_ready(leaving)  # consuming, not still loading the model
     async with aiohttp.ClientSession() as session:
         await post_all(session, stack.ingest_url, products, batch=120)
         while sum(s == "ready" for s in (await statuses(session, stack.api_url, ids)).values()) < 8:

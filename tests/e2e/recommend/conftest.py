@@ -1,5 +1,7 @@
 """A tenant of its own with the demo catalogue, embedded by the stack's workers; ingest and api
 for that tenant run in-process on real ports, so rankings see only this catalogue."""
+import asyncio
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
@@ -33,9 +35,9 @@ class Tenant:
         return item["product"]["genres"]
 
 
-@pytest.fixture(scope="session")
-async def demo_tenant(stack, pool, database_url, amqp_url, amqp_prefix, unique_session) -> Tenant:
-    tenant_id = f"rec-{unique_session}"
+@asynccontextmanager
+async def tenant_services(pool, database_url: str, amqp_url: str, amqp_prefix: str, tenant_id: str):
+    """A new tenant with its own ingest and api in-process, ready; yields (ingest_url, api_url)."""
     await pool.execute("INSERT INTO tenants (id) VALUES ($1)", tenant_id)
     common = dict(database_url=database_url, amqp_url=amqp_url, amqp_prefix=amqp_prefix, tenant_id=tenant_id,
                   db_pool_max=4)
@@ -43,17 +45,31 @@ async def demo_tenant(stack, pool, database_url, amqp_url, amqp_prefix, unique_s
     api = TestServer(create_api(ApiSettings(**common)))
     await ingest.start_server()
     await api.start_server()
-    ingest_url, api_url = str(ingest.make_url("")).rstrip("/"), str(api.make_url("")).rstrip("/")
+    urls = str(ingest.make_url("")).rstrip("/"), str(api.make_url("")).rstrip("/")
     try:
+        async with aiohttp.ClientSession() as session:
+            for url in urls:  # broker and database connect in the background
+                for _ in range(100):
+                    async with session.get(f"{url}/health/ready") as response:
+                        if response.status == 200:
+                            break
+                    await asyncio.sleep(0.2)
+        yield urls
+    finally:
+        await api.close()
+        await ingest.close()
+
+
+@pytest.fixture(scope="session")
+async def demo_tenant(stack, pool, database_url, amqp_url, amqp_prefix, unique_session) -> Tenant:
+    tenant_id = f"rec-{unique_session}"
+    async with tenant_services(pool, database_url, amqp_url, amqp_prefix, tenant_id) as (ingest_url, api_url):
         counts = await load_demo(ingest_url, api_url, wait_s=180)
         assert counts["embedded"] == counts["products"], counts
         data = demo_data()
         async with aiohttp.ClientSession() as session:
             yield Tenant(tenant_id, ingest_url, api_url, session, {m["title"]: m["id"] for m in data["movies"]},
                          {m["id"]: m for m in data["movies"]})
-    finally:
-        await api.close()
-        await ingest.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,137 @@
+"""The collaborative and hybrid strategies: the trainer's neighbour tables applied to the user's
+current history at request time (a new like counts in the very next response), blended with
+content similarity and popularity by `shared.ranking`.
+
+    collaborative(j) = similar(j) / max + NEXT_WEIGHT * next(j) / max
+      similar(j) = sum over history h of weight(h) * neighbour weight(h, j)   (likes pull, dislikes push)
+      next(j)    = sum over the RECENT_ITEMS latest h of recency(h) * follow weight(h, j)
+    hybrid(j)    = blend of collaborative, content (nearest products of the latest likes) and popularity
+
+Defaults were set by `make eval` on MovieLens (see EVAL.md).
+"""
+from datetime import datetime, timezone
+
+import asyncpg
+import numpy as np
+
+from services.api import candidates
+from services.api.scoring import Scored
+from shared import ranking
+
+NEXT_WEIGHT = 0.4
+RECENT_ITEMS = 10
+CONTENT_NEIGHBOURS = 50
+POPULAR_CANDIDATES = 200
+BLEND = ranking.BlendWeights()
+REASON_TYPES = {"similar": "people_also_liked", "next": "people_watched_next", "content": "similar_to"}
+
+
+async def neighbour_rows(conn: asyncpg.Connection, tenant_id: str,
+                         product_ids: list[str]) -> dict[str, dict[str, list[tuple[str, float]]]]:
+    """kind -> history product -> [(neighbour, weight), ...] from the trainer's tables."""
+    rows = await conn.fetch(
+        "SELECT kind, product_id, neighbor_ids, weights FROM item_neighbors"
+        " WHERE tenant_id = $1 AND product_id = ANY($2::text[])",
+        tenant_id, product_ids,
+    )
+    tables: dict[str, dict[str, list[tuple[str, float]]]] = {"similar": {}, "next": {}}
+    for row in rows:
+        tables[row["kind"]][row["product_id"]] = list(zip(row["neighbor_ids"], row["weights"]))
+    return tables
+
+
+def recency_weights(events: list, count: int = RECENT_ITEMS) -> dict[str, float]:
+    """The latest `count` distinct products, the newest weighing 1 and halving every count / 2."""
+    recent: list[str] = []
+    for event in sorted(events, key=lambda e: e.occurred_at, reverse=True):
+        if event.product_id not in recent:
+            recent.append(event.product_id)
+            if len(recent) == count:
+                break
+    return {pid: 0.5 ** (rank / (count / 2)) for rank, pid in enumerate(recent)}
+
+
+def _scaled(scores: ranking.Scored) -> ranking.Scored:
+    top = max((score for score, _ in scores.values()), default=0.0)
+    return {pid: (score / top, because) for pid, (score, because) in scores.items()} if top > 0 else {}
+
+
+def collaborative(events: list, tables: dict) -> tuple[ranking.Scored, dict[str, str]]:
+    """Collaborative scores and, per candidate, which table contributed most."""
+    weights = ranking.history_weights(events, datetime.now(timezone.utc))
+    similar = _scaled(ranking.collaborative_scores(weights, tables["similar"]))
+    following = _scaled(ranking.collaborative_scores(recency_weights(events), tables["next"]))
+    combined, source = {}, {}
+    for pid in similar.keys() | following.keys():
+        s, s_from = similar.get(pid, (0.0, ""))
+        f, f_from = following.get(pid, (0.0, ""))
+        f *= NEXT_WEIGHT
+        combined[pid] = (s + f, s_from if s >= f else f_from)
+        source[pid] = "similar" if s >= f else "next"
+    return combined, source
+
+
+async def eligible(conn: asyncpg.Connection, tenant_id: str, product_ids: list[str], filters) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT id FROM products WHERE tenant_id = $1 AND id = ANY($2::text[]) AND NOT deleted"
+        " AND ($3::text IS NULL OR genres @> ARRAY[$3::text])"
+        " AND ($4::int IS NULL OR year >= $4) AND ($5::int IS NULL OR year <= $5)",
+        tenant_id, product_ids, filters.genre, filters.year_from, filters.year_to,
+    )
+    return {row["id"] for row in rows}
+
+
+async def popularity(conn: asyncpg.Connection, tenant_id: str, product_ids: list[str]) -> dict[str, float]:
+    """Stored popularity of the given products plus the most popular overall (cold users)."""
+    rows = await conn.fetch(
+        "(SELECT product_id, score FROM product_popularity WHERE tenant_id = $1 AND product_id = ANY($2::text[]))"
+        " UNION (SELECT product_id, score FROM product_popularity WHERE tenant_id = $1 ORDER BY score DESC LIMIT $3)",
+        tenant_id, product_ids, POPULAR_CANDIDATES,
+    )
+    return {row["product_id"]: float(row["score"]) for row in rows}
+
+
+async def content(ctx, events: list) -> ranking.Scored:
+    anchors = [a for a in ranking.content_anchors(events) if a in ctx.vectors]
+    if not anchors:
+        return {}
+    found = await candidates.nearest(ctx.conn, ctx.settings.tenant_id, ctx.settings.model_name,
+                                     [ctx.vectors[a] for a in anchors], [CONTENT_NEIGHBOURS] * len(anchors),
+                                     ctx.excluded, ctx.filters)
+    nearest = {}
+    for anchor, hits in zip(anchors, found):
+        query = ctx.vectors[anchor] / max(float(np.linalg.norm(ctx.vectors[anchor])), 1e-12)
+        nearest[anchor] = [(pid, float(query @ vector / max(float(np.linalg.norm(vector)), 1e-12)))
+                           for pid, vector in hits]
+    return ranking.content_scores(nearest)
+
+
+def _reasons(recommendation: ranking.Recommendation, source: dict[str, str]) -> list[dict]:
+    if recommendation.reason == ranking.POPULAR or recommendation.because is None:
+        return [{"type": "popular"}]
+    kind = source.get(recommendation.product_id, "similar") if recommendation.reason == "collaborative" else "content"
+    return [{"type": REASON_TYPES[kind], "product_id": recommendation.because}]
+
+
+async def rank(ctx, with_content: bool, with_popularity: bool) -> list[Scored]:
+    events = ctx.events
+    tenant_id = ctx.settings.tenant_id
+    tables = await neighbour_rows(ctx.conn, tenant_id, sorted({e.product_id for e in events}))
+    collab, source = collaborative(events, tables)
+    content_scores = await content(ctx, events) if with_content else {}
+    pool = sorted(collab.keys() | content_scores.keys())
+    popular = await popularity(ctx.conn, tenant_id, pool) if with_popularity else {}
+    allowed = await eligible(ctx.conn, tenant_id, sorted(set(pool) | popular.keys()), ctx.filters)
+    excluded = set(ctx.excluded) | (set(pool) | popular.keys()) - allowed
+    blended = ranking.blend(collab, content_scores, popular, excluded, ctx.depth, BLEND)
+    return [Scored(r.product_id, r.score, _reasons(r, source)) for r in blended if r.score > 0]
+
+
+async def collaborative_strategy(ctx) -> list[Scored]:
+    """The collaborative model alone (people who liked / watched what you did)."""
+    return await rank(ctx, with_content=False, with_popularity=False)
+
+
+async def hybrid_strategy(ctx) -> list[Scored]:
+    """Collaborative + content + popularity: the default."""
+    return await rank(ctx, with_content=True, with_popularity=True)
