@@ -91,4 +91,4 @@ train: $(STAMP)
 
 # The offline evaluation through the running stack; prints the table and writes EVAL.md.
 eval: up
-	env $$($(PY) -m tools.stack env) $(PY) -m tools.eval --movies $(DATA_DIR)/movies.csv --ratings $(DATA_DIR)/ratings.csv
+	env $$($(PY) -m tools.stack env) $(PY) -m tools.eval --grid --movies $(DATA_DIR)/movies.csv --ratings $(DATA_DIR)/ratings.csv

@@ -38,6 +38,17 @@ CROSS JOIN LATERAL (
 INDEXED_ORDER = "v.embedding <=> a.query"
 EXACT_ORDER = "(v.embedding <=> a.query) + 0, v.product_id"  # not index-shaped: an exact scan
 
+# Popularity as stored by the trainer's last run; before a tenant's first run, computed live below.
+STORED_POPULAR = """
+SELECT p.id, coalesce(s.score, 0)::float8 AS score
+FROM products p LEFT JOIN product_popularity s ON s.tenant_id = p.tenant_id AND s.product_id = p.id
+WHERE p.tenant_id = $1 AND NOT p.deleted AND p.id <> ALL($2::text[])
+  AND ($3::text IS NULL OR p.genres @> ARRAY[$3::text])
+  AND ($4::int IS NULL OR p.year >= $4) AND ($5::int IS NULL OR p.year <= $5)
+ORDER BY score DESC, p.id
+LIMIT $6 OFFSET $7
+"""
+
 POPULAR = """
 WITH popularity AS (
     SELECT product_id, sum(
@@ -108,6 +119,10 @@ async def popular(conn: asyncpg.Connection, tenant_id: str, excluded: list[str],
                   offset: int, limit: int) -> list[tuple[str, float]]:
     """Live products by popularity (interactions, newest weighing most), then by id: every
     product has a place, so the list is never empty while products pass the filters."""
+    if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM product_popularity WHERE tenant_id = $1)", tenant_id):
+        rows = await conn.fetch(STORED_POPULAR, tenant_id, excluded, filters.genre, filters.year_from,
+                                filters.year_to, limit, offset)
+        return [(row["id"], row["score"]) for row in rows]
     rows = await conn.fetch(
         POPULAR,
         tenant_id,

@@ -9,6 +9,7 @@ content similarity and popularity by `shared.ranking`.
 
 Defaults were set by `make eval` on MovieLens (see EVAL.md).
 """
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import asyncpg
@@ -22,7 +23,30 @@ NEXT_WEIGHT = 0.4
 RECENT_ITEMS = 10
 CONTENT_NEIGHBOURS = 50
 POPULAR_CANDIDATES = 200
-BLEND = ranking.BlendWeights()
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The blend's knobs; requests may override them (`weights=content:0.5,next:0.2`) to tune."""
+
+    blend: ranking.BlendWeights = field(default_factory=ranking.BlendWeights)
+    next_weight: float = NEXT_WEIGHT
+
+    @classmethod
+    def parse(cls, text: str | None) -> "Tuning":
+        """From `name:value,...` with names collaborative, content, popularity, next; ValueError if bad."""
+        values = {}
+        for part in filter(None, (text or "").split(",")):
+            name, _, number = part.partition(":")
+            if name not in ("collaborative", "content", "popularity", "next"):
+                raise ValueError(f"unknown weight {name!r}; use collaborative, content, popularity, next")
+            values[name] = float(number)
+            if not 0 <= values[name] <= 10:
+                raise ValueError(f"{name} must be between 0 and 10")
+        next_weight = values.pop("next", NEXT_WEIGHT)
+        return cls(ranking.BlendWeights(**{**ranking.BlendWeights().__dict__, **values}), next_weight)
+
+
 REASON_TYPES = {"similar": "people_also_liked", "next": "people_watched_next", "content": "similar_to"}
 
 
@@ -56,7 +80,7 @@ def _scaled(scores: ranking.Scored) -> ranking.Scored:
     return {pid: (score / top, because) for pid, (score, because) in scores.items()} if top > 0 else {}
 
 
-def collaborative(events: list, tables: dict) -> tuple[ranking.Scored, dict[str, str]]:
+def collaborative(events: list, tables: dict, next_weight: float) -> tuple[ranking.Scored, dict[str, str]]:
     """Collaborative scores and, per candidate, which table contributed most."""
     weights = ranking.history_weights(events, datetime.now(timezone.utc))
     similar = _scaled(ranking.collaborative_scores(weights, tables["similar"]))
@@ -65,7 +89,7 @@ def collaborative(events: list, tables: dict) -> tuple[ranking.Scored, dict[str,
     for pid in similar.keys() | following.keys():
         s, s_from = similar.get(pid, (0.0, ""))
         f, f_from = following.get(pid, (0.0, ""))
-        f *= NEXT_WEIGHT
+        f *= next_weight
         combined[pid] = (s + f, s_from if s >= f else f_from)
         source[pid] = "similar" if s >= f else "next"
     return combined, source
@@ -117,13 +141,13 @@ async def rank(ctx, with_content: bool, with_popularity: bool) -> list[Scored]:
     events = ctx.events
     tenant_id = ctx.settings.tenant_id
     tables = await neighbour_rows(ctx.conn, tenant_id, sorted({e.product_id for e in events}))
-    collab, source = collaborative(events, tables)
+    collab, source = collaborative(events, tables, ctx.tuning.next_weight)
     content_scores = await content(ctx, events) if with_content else {}
     pool = sorted(collab.keys() | content_scores.keys())
     popular = await popularity(ctx.conn, tenant_id, pool) if with_popularity else {}
     allowed = await eligible(ctx.conn, tenant_id, sorted(set(pool) | popular.keys()), ctx.filters)
     excluded = set(ctx.excluded) | (set(pool) | popular.keys()) - allowed
-    blended = ranking.blend(collab, content_scores, popular, excluded, ctx.depth, BLEND)
+    blended = ranking.blend(collab, content_scores, popular, excluded, ctx.depth, ctx.tuning.blend)
     return [Scored(r.product_id, r.score, _reasons(r, source)) for r in blended if r.score > 0]
 
 

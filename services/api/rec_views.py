@@ -6,7 +6,7 @@ from aiohttp import web
 
 from services.api import params, products, users
 from services.api.keys import database_key, settings_key
-from services.api.pages import ranked_page, strategy
+from services.api.pages import diversity, ranked_page, strategy, tuning
 from services.api.scoring import Event
 from shared.errors import NotFound
 from shared.http import read_json
@@ -31,7 +31,8 @@ async def user_recommendations(request: web.Request) -> web.Response:
     user_id = _path_id(request, "user_id")
     query = request.query
     limit, filters, chosen = params.limit(query), params.filters(query), strategy(query)
-    body = await ranked_page(request, None, filters, chosen, limit, query.get("cursor"), ("user", user_id), user_id)
+    body = await ranked_page(request, None, filters, chosen, limit, query.get("cursor"), ("user", user_id), user_id,
+                             tuning(query), diversity(query))
     return web.json_response({"user_id": user_id, **body})
 
 

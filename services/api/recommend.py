@@ -15,6 +15,7 @@ import numpy as np
 from services.api import candidates, hybrid, products
 from services.api.candidates import Filters
 from services.api.scoring import Event, Scored, find_interests, interest_shares, interleave, product_weights, score_content
+from shared.ranking import mmr_rerank
 from shared.settings import ApiSettings
 
 CONTENT_DEPTH = 40  # at least this many items ranked by the strategy; popularity continues the list after them
@@ -33,6 +34,7 @@ class Context:
     filters: Filters
     depth: int
     events: list[Event]
+    tuning: hybrid.Tuning
 
 
 Strategy = Callable[[Context], Awaitable[list[Scored]]]
@@ -111,7 +113,8 @@ class Page:
 
 async def recommend(pool: asyncpg.Pool, settings: ApiSettings, events: list[Event] | None, filters: Filters,
                     strategy: str, limit: int, offset: int = 0, depth: int | None = None,
-                    user_id: str | None = None) -> Page:
+                    user_id: str | None = None, tuning: hybrid.Tuning = hybrid.Tuning(),
+                    diversity: float = 0.0) -> Page:
     """One page of the ranking for a history (`events`, or the stored history of `user_id`);
     history items and `filters.exclude` never appear. Every page of one list must use the same
     `depth` (the cursor carries it)."""
@@ -124,8 +127,13 @@ async def recommend(pool: asyncpg.Pool, settings: ApiSettings, events: list[Even
         excluded = sorted(set(weights) | set(filters.exclude))
         vectors = await candidates.vectors(conn, settings.tenant_id, settings.model_name,
                                            heaviest[:MAX_HISTORY_VECTORS])
-        ctx = Context(conn, settings, weights, vectors, excluded, filters, depth, events or [])
+        ctx = Context(conn, settings, weights, vectors, excluded, filters, depth, events or [], tuning)
         ranked = await STRATEGIES[strategy](ctx)
+        if diversity > 0 and ranked:
+            found = await candidates.vectors(conn, settings.tenant_id, settings.model_name,
+                                             [item.product_id for item in ranked])
+            ranked = mmr_rerank(ranked, {pid: v / max(float(np.linalg.norm(v)), 1e-12) for pid, v in found.items()},
+                                len(ranked), diversity)
         page = ranked[offset: offset + limit]
         more = len(ranked) > offset + limit
         if len(page) < limit:

@@ -25,13 +25,21 @@ from tools import procs
 from tools.eval import loader, report
 from tools.eval.protocol import EvalUser, read_ratings, score, split
 
-METHODS = {  # table row -> api strategy
-    "popularity": "popular",
-    "spike's method (mean of liked description vectors)": "spike",
-    "content, multi-interest": "content",
-    "collaborative alone": "collaborative",
-    "hybrid (default)": "hybrid",
+METHODS = {  # table row -> api query parameters
+    "popularity": {"strategy": "popular"},
+    "spike's method (mean of liked description vectors)": {"strategy": "spike"},
+    "content, multi-interest": {"strategy": "content"},
+    "collaborative alone": {"strategy": "collaborative"},
+    "hybrid (default)": {"strategy": "hybrid"},
+    "hybrid, diversity 0.3 (MMR)": {"strategy": "hybrid", "diversity": "0.3"},
 }
+# The hybrid's weights searched by --grid: one knob at a time around the defaults
+# (collaborative 1, content 0.3, popularity 0.1, next 0.4).
+GRID = [
+    "content:0", "content:0.6", "content:1",
+    "popularity:0", "popularity:0.3",
+    "next:0", "next:0.2", "next:0.8",
+]
 
 
 def parse_args() -> argparse.Namespace:
@@ -43,6 +51,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("EVAL.md"))
     parser.add_argument("--run-dir", type=Path, default=Path(os.environ.get("RUN_DIR", ".run")) / "eval")
     parser.add_argument("--embed-timeout-s", type=float, default=3600)
+    parser.add_argument("--grid", action="store_true", help="also evaluate the hybrid's weight grid")
     return parser.parse_args()
 
 
@@ -56,16 +65,16 @@ def train(env: dict) -> tuple[float, float]:
     return time.perf_counter() - started, usage.ru_maxrss / 1024
 
 
-async def rank_all(session: aiohttp.ClientSession, api_url: str, users: list[EvalUser], strategy: str,
-                   extra: dict | None = None) -> tuple[dict[str, list[str]], list[float]]:
+async def rank_all(session: aiohttp.ClientSession, api_url: str, users: list[EvalUser],
+                   query: dict) -> tuple[dict[str, list[str]], list[float]]:
     recommended, latencies_ms = {}, []
     for user in users:
-        params = {"limit": "10", "strategy": strategy, **(extra or {})}
+        params = {"limit": "10", **query}
         started = time.perf_counter()
         async with session.get(f"{api_url}/v1/users/{user.user_id}/recommendations", params=params) as response:
             body = await response.json()
             if response.status != 200:
-                raise RuntimeError(f"recommendations for {user.user_id} ({strategy}): {response.status} {body}")
+                raise RuntimeError(f"recommendations for {user.user_id} ({query}): {response.status} {body}")
         latencies_ms.append((time.perf_counter() - started) * 1000)
         recommended[user.user_id] = [item["product"]["id"] for item in body["items"]]
     return recommended, latencies_ms
@@ -98,16 +107,22 @@ async def evaluate(args: argparse.Namespace) -> None:
             catalogue_s = time.perf_counter() - t0
             await loader.load_ratings(session, ingest_url, training)
             train_s, train_mib = train(env)
-            rows = []
-            for name, strategy in METHODS.items():
-                recommended, latencies = await rank_all(session, api_url, users, strategy)
+            rows, grid_rows = [], []
+            for name, query in METHODS.items():
+                recommended, latencies = await rank_all(session, api_url, users, query)
                 rows.append(report.Row(name, score(recommended, users, len(catalogue)), latencies))
                 print(report.format_row(rows[-1]))
+            for weights in GRID if args.grid else []:
+                recommended, latencies = await rank_all(session, api_url, users,
+                                                        {"strategy": "hybrid", "weights": weights})
+                grid_rows.append(report.Row(f"hybrid, {weights}", score(recommended, users, len(catalogue)),
+                                            latencies))
+                print(report.format_row(grid_rows[-1]))
     finally:
         for record in started:
             procs.stop(args.run_dir, record, timeout_s=10)
         await pool.close()
-    text = report.render(rows, catalogue_s=catalogue_s, train_s=train_s, train_mib=train_mib,
+    text = report.render(rows, grid_rows, catalogue_s=catalogue_s, train_s=train_s, train_mib=train_mib,
                          n_items=len(catalogue), n_ratings=len(training), n_users=len(users))
     print(text)
     args.out.write_text(text)

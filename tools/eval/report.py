@@ -23,7 +23,7 @@ def format_row(row: Row) -> str:
             f"| {statistics.median(row.latencies_ms):.1f} | {_percentile(row.latencies_ms, 0.99):.1f} |")
 
 
-def render(rows: list[Row], *, catalogue_s: float, train_s: float, train_mib: float, n_items: int,
+def render(rows: list[Row], grid_rows: list[Row], *, catalogue_s: float, train_s: float, train_mib: float, n_items: int,
            n_ratings: int, n_users: int) -> str:
     lines = [
         "# Evaluation",
@@ -40,4 +40,15 @@ def render(rows: list[Row], *, catalogue_s: float, train_s: float, train_mib: fl
         "- Latency: one HTTP request to the api's recommendations endpoint, measured by the client, sequential.",
         "",
     ]
+    if grid_rows:
+        lines += [
+            "## The hybrid's weights (`--grid`)",
+            "",
+            "Defaults: collaborative 1, content 0.3, popularity 0.1, next 0.4; each row changes one of them.",
+            "",
+            "| weights | NDCG@10 | HR@10 | Recall@10 | coverage | p50 ms | p99 ms |",
+            "|---|---|---|---|---|---|---|",
+            *[format_row(row) for row in grid_rows],
+            "",
+        ]
     return "\n".join(lines)

@@ -99,3 +99,18 @@ async def test_a_user_with_no_history_gets_popular_products(client):
     items = await client.recommend(f"nobody-{uuid.uuid4().hex[:6]}", limit=5)
     assert len(items) == 5 and {item["reasons"][0]["type"] for item in items} == {"popular"}
     assert {WESTERN, CARTOON, ROMANCE} <= {item["product"]["id"] for item in items}
+
+
+async def test_diversity_and_weights_reshape_the_list_and_bad_values_are_400(client):
+    await client.likes("explorer", SPACE[:3] + [WESTERN])
+    plain = [item["product"]["id"] for item in await client.recommend("explorer", limit=10)]
+    diverse = [item["product"]["id"] for item in await client.recommend("explorer", limit=10, diversity="0.9")]
+    assert len(diverse) == 10 and set(diverse).isdisjoint(SPACE[:3] + [WESTERN])
+    assert diverse != plain
+    content_only = await client.recommend("explorer", limit=3, weights="collaborative:0,popularity:0,next:0")
+    assert all(item["reasons"][0]["type"] == "similar_to" for item in content_only)
+    for name, value in (("diversity", "2"), ("diversity", "lots"), ("weights", "content:x"), ("weights", "magic:1")):
+        async with client.session.get(f"{client.api_url}/v1/users/explorer/recommendations",
+                                      params={name: value}) as response:
+            body = await response.json()
+            assert response.status == 400 and body["error"]["details"][0]["field"] == name
