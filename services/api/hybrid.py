@@ -5,7 +5,7 @@ content similarity and popularity by `shared.ranking`.
     collaborative(j) = similar(j) / max + NEXT_WEIGHT * next(j) / max
       similar(j) = sum over history h of weight(h) * neighbour weight(h, j)   (likes pull, dislikes push)
       next(j)    = sum over the RECENT_ITEMS latest h of recency(h) * follow weight(h, j)
-    hybrid(j)    = blend of collaborative, content (nearest products of the latest likes) and popularity
+    hybrid(j)    = blend of collaborative, content (the multi-interest content ranking) and popularity
 
 Defaults were set by `make eval` on MovieLens (see EVAL.md).
 """
@@ -13,15 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import asyncpg
-import numpy as np
 
-from services.api import candidates
 from services.api.scoring import Scored
 from shared import ranking
 
 NEXT_WEIGHT = 0.4
 RECENT_ITEMS = 10
-CONTENT_NEIGHBOURS = 50
 POPULAR_CANDIDATES = 200
 
 
@@ -115,19 +112,11 @@ async def popularity(conn: asyncpg.Connection, tenant_id: str, product_ids: list
     return {row["product_id"]: float(row["score"]) for row in rows}
 
 
-async def content(ctx, events: list) -> ranking.Scored:
-    anchors = [a for a in ranking.content_anchors(events) if a in ctx.vectors]
-    if not anchors:
-        return {}
-    found = await candidates.nearest(ctx.conn, ctx.settings.tenant_id, ctx.settings.model_name,
-                                     [ctx.vectors[a] for a in anchors], [CONTENT_NEIGHBOURS] * len(anchors),
-                                     ctx.excluded, ctx.filters)
-    nearest = {}
-    for anchor, hits in zip(anchors, found):
-        query = ctx.vectors[anchor] / max(float(np.linalg.norm(ctx.vectors[anchor])), 1e-12)
-        nearest[anchor] = [(pid, float(query @ vector / max(float(np.linalg.norm(vector)), 1e-12)))
-                           for pid, vector in hits]
-    return ranking.content_scores(nearest)
+def content_scores(ranked: list[Scored]) -> ranking.Scored:
+    """The multi-interest content ranking as scores in (0, 1], by rank: the interleaving that keeps
+    every interest in the list survives the blend."""
+    return {item.product_id: (1 - rank / len(ranked), item.reasons[0].get("product_id"))
+            for rank, item in enumerate(ranked)}
 
 
 def _reasons(recommendation: ranking.Recommendation, source: dict[str, str]) -> list[dict]:
@@ -137,25 +126,16 @@ def _reasons(recommendation: ranking.Recommendation, source: dict[str, str]) -> 
     return [{"type": REASON_TYPES[kind], "product_id": recommendation.because}]
 
 
-async def rank(ctx, with_content: bool, with_popularity: bool) -> list[Scored]:
+async def rank(ctx, content_ranked: list[Scored], with_popularity: bool) -> list[Scored]:
+    """Blend the collaborative scores with the content ranking (may be empty) and popularity."""
     events = ctx.events
     tenant_id = ctx.settings.tenant_id
     tables = await neighbour_rows(ctx.conn, tenant_id, sorted({e.product_id for e in events}))
     collab, source = collaborative(events, tables, ctx.tuning.next_weight)
-    content_scores = await content(ctx, events) if with_content else {}
-    pool = sorted(collab.keys() | content_scores.keys())
+    content = content_scores(content_ranked)
+    pool = sorted(collab.keys() | content.keys())
     popular = await popularity(ctx.conn, tenant_id, pool) if with_popularity else {}
     allowed = await eligible(ctx.conn, tenant_id, sorted(set(pool) | popular.keys()), ctx.filters)
     excluded = set(ctx.excluded) | (set(pool) | popular.keys()) - allowed
-    blended = ranking.blend(collab, content_scores, popular, excluded, ctx.depth, ctx.tuning.blend)
+    blended = ranking.blend(collab, content, popular, excluded, ctx.depth, ctx.tuning.blend)
     return [Scored(r.product_id, r.score, _reasons(r, source)) for r in blended if r.score > 0]
-
-
-async def collaborative_strategy(ctx) -> list[Scored]:
-    """The collaborative model alone (people who liked / watched what you did)."""
-    return await rank(ctx, with_content=False, with_popularity=False)
-
-
-async def hybrid_strategy(ctx) -> list[Scored]:
-    """Collaborative + content + popularity: the default."""
-    return await rank(ctx, with_content=True, with_popularity=True)

@@ -91,9 +91,19 @@ async def popular_strategy(ctx: Context) -> list[Scored]:
     return []  # the popularity continuation is the whole list
 
 
+async def collaborative_strategy(ctx: Context) -> list[Scored]:
+    """The collaborative model alone: people who liked, or went on to watch, what you did."""
+    return await hybrid.rank(ctx, [], with_popularity=False)
+
+
+async def hybrid_strategy(ctx: Context) -> list[Scored]:
+    """The default: collaborative, multi-interest content and popularity, blended."""
+    return await hybrid.rank(ctx, await content_strategy(ctx), with_popularity=True)
+
+
 STRATEGIES: dict[str, Strategy] = {
-    "hybrid": hybrid.hybrid_strategy,
-    "collaborative": hybrid.collaborative_strategy,
+    "hybrid": hybrid_strategy,
+    "collaborative": collaborative_strategy,
     "content": content_strategy,
     "spike": spike_strategy,
     "popular": popular_strategy,
