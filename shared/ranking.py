@@ -1,10 +1,8 @@
-"""Request-time ranking, pure: history weights, collaborative and content scores, the blend, MMR.
+"""Request-time ranking, pure: history weights, collaborative scores, the blend, MMR.
 
 The api fetches from PostgreSQL what these functions take as plain dicts: the item-neighbour rows
-of the user's history products, the nearest products of a few anchor vectors (pgvector cosine),
-popularity scores in [0, 1] and, for MMR, the candidates' unit vectors. Nothing here does I/O.
-
-Defaults were chosen on MovieLens (see the trainer's model.py for the table they pair with).
+of the user's history products, content scores, popularity scores in [0, 1] and, for MMR, the
+candidates' unit vectors. Nothing here does I/O. Defaults were set with `make eval` (EVAL.md).
 """
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -17,8 +15,6 @@ import numpy as np
 TYPE_WEIGHTS = {"purchase": 1.0, "like": 1.0, "view": 0.0, "dislike": -0.3}
 LIKE_MIN_STARS = 4.0
 DISLIKE_MAX_STARS = 2.0
-CONTENT_FLOOR_COSINE = 0.2  # a cosine at or below this is no content evidence
-MAX_ANCHORS = 10
 POPULAR = "popular"
 
 # candidate product -> (score, the history product that contributed most)
@@ -76,14 +72,6 @@ def history_weights(events: Iterable[Event], now: datetime,
     return {pid: event_weight(event, now, half_life_days) for pid, event in _latest_events(events).items()}
 
 
-def content_anchors(events: Iterable[Event], max_anchors: int = MAX_ANCHORS) -> list[str]:
-    """The products most recently liked or purchased (and not disliked since), newest first: the
-    query vectors for the nearest-product search."""
-    latest = sorted(_latest_events(events).values(), key=lambda e: e.occurred_at, reverse=True)
-    liked = [e.product_id for e in latest if TYPE_WEIGHTS.get(effective_type(e), 0.0) > 0]
-    return liked[:max_anchors]
-
-
 def _latest_events(events: Iterable[Event]) -> dict[str, Event]:
     latest: dict[str, Event] = {}
     for event in sorted(events, key=lambda e: e.occurred_at):
@@ -105,20 +93,6 @@ def collaborative_scores(weights: Mapping[str, float],
             if part > best.get(candidate, (-math.inf, ""))[0]:
                 best[candidate] = (part, history_id)
     return {candidate: (total, best[candidate][1]) for candidate, total in totals.items()}
-
-
-def content_scores(nearest: Mapping[str, Sequence[tuple[str, float]]],
-                   floor_cosine: float = CONTENT_FLOOR_COSINE) -> Scored:
-    """Per candidate its best cosine over the anchors, mapped so `floor_cosine` -> 0 and 1 -> 1.
-
-    `nearest`: anchor product -> its nearest products as (product, cosine), e.g. the top 100."""
-    scores: Scored = {}
-    for anchor, hits in nearest.items():
-        for candidate, cosine in hits:
-            score = max(cosine - floor_cosine, 0.0) / (1.0 - floor_cosine)
-            if score > scores.get(candidate, (0.0, ""))[0]:
-                scores[candidate] = (score, anchor)
-    return scores
 
 
 def blend(collaborative: Scored, content: Scored, popularity: Mapping[str, float],
