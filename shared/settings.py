@@ -35,7 +35,7 @@ class IngestSettings(Settings):
 class ApiSettings(Settings):
     host: str = "0.0.0.0"
     port: int = 8383
-    ef_search: int = Field(100, ge=1, le=1000)
+    ef_search: int = Field(40, ge=1, le=1000)
 
 
 class EmbedderSettings(Settings):

@@ -135,7 +135,9 @@ async def rank(ctx, content_ranked: list[Scored], with_popularity: bool) -> list
     content = content_scores(content_ranked)
     pool = sorted(collab.keys() | content.keys())
     popular = await popularity(ctx.conn, tenant_id, pool) if with_popularity else {}
-    allowed = await eligible(ctx.conn, tenant_id, sorted(set(pool) | popular.keys()), ctx.filters)
-    excluded = set(ctx.excluded) | (set(pool) | popular.keys()) - allowed
+    # The content ranking already obeys the filters and exclusions; check only the others.
+    unchecked = (collab.keys() | popular.keys()) - content.keys()
+    allowed = await eligible(ctx.conn, tenant_id, sorted(unchecked), ctx.filters) if unchecked else set()
+    excluded = set(ctx.excluded) | (unchecked - allowed)
     blended = ranking.blend(collab, content, popular, excluded, ctx.depth, ctx.tuning.blend)
     return [Scored(r.product_id, r.score, _reasons(r, source)) for r in blended if r.score > 0]
