@@ -17,8 +17,14 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
+const REASONS = {
+  similar_to: (name) => `Because of ${name}`,
+  people_also_liked: (name) => `People who liked ${name} liked this`,
+  people_watched_next: (name) => `People went on to this after ${name}`,
+};
+
 function reasonText(reasons) {
-  return reasons.map((r) => r.type === "similar_to" ? `Because of ${r.title || r.product_id}`
+  return reasons.map((r) => r.type in REASONS ? REASONS[r.type](r.title || r.product_id)
     : r.type === "popular" ? "Popular" : r.type).join("; ");
 }
 
