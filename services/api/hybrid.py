@@ -3,12 +3,13 @@ current history at request time (a new like counts in the very next response), b
 content similarity and popularity by `shared.ranking`.
 
     collaborative(j) = similar(j) / max + NEXT_WEIGHT * next(j) / max
-      similar(j) = sum over history h of weight(h) * neighbour weight(h, j)   (likes pull, dislikes push)
+      similar(j) = sum over the SIMILAR_HISTORY latest h of weight(h) * neighbour weight(h, j)  (likes pull, dislikes push)
       next(j)    = sum over the RECENT_ITEMS latest h of recency(h) * follow weight(h, j)
     hybrid(j)    = blend of collaborative, content (the multi-interest content ranking) and popularity
 
 Defaults were set by `make eval` on MovieLens (see EVAL.md).
 """
+import heapq
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -19,6 +20,8 @@ from shared import ranking
 
 NEXT_WEIGHT = 0.4
 RECENT_ITEMS = 10
+SIMILAR_HISTORY = 1000  # the most recent history products the similar table is applied to
+COLLABORATIVE_CANDIDATES = 1000  # the best collaborative candidates that go on to the blend
 POPULAR_CANDIDATES = 200
 
 
@@ -47,13 +50,13 @@ class Tuning:
 REASON_TYPES = {"similar": "people_also_liked", "next": "people_watched_next", "content": "similar_to"}
 
 
-async def neighbour_rows(conn: asyncpg.Connection, tenant_id: str,
-                         product_ids: list[str]) -> dict[str, dict[str, list[tuple[str, float]]]]:
+async def neighbour_rows(conn: asyncpg.Connection, tenant_id: str, similar_ids: list[str],
+                         next_ids: list[str]) -> dict[str, dict[str, list[tuple[str, float]]]]:
     """kind -> history product -> [(neighbour, weight), ...] from the trainer's tables."""
     rows = await conn.fetch(
-        "SELECT kind, product_id, neighbor_ids, weights FROM item_neighbors"
-        " WHERE tenant_id = $1 AND product_id = ANY($2::text[])",
-        tenant_id, product_ids,
+        "SELECT kind, product_id, neighbor_ids, weights FROM item_neighbors WHERE tenant_id = $1"
+        " AND ((kind = 'similar' AND product_id = ANY($2::text[])) OR (kind = 'next' AND product_id = ANY($3::text[])))",
+        tenant_id, similar_ids, next_ids,
     )
     tables: dict[str, dict[str, list[tuple[str, float]]]] = {"similar": {}, "next": {}}
     for row in rows:
@@ -61,15 +64,20 @@ async def neighbour_rows(conn: asyncpg.Connection, tenant_id: str,
     return tables
 
 
+def latest_products(events: list, count: int) -> list[str]:
+    """The `count` most recently touched distinct products, newest first."""
+    latest: list[str] = []
+    for event in sorted(events, key=lambda e: e.occurred_at, reverse=True):
+        if event.product_id not in latest:
+            latest.append(event.product_id)
+            if len(latest) == count:
+                break
+    return latest
+
+
 def recency_weights(events: list, count: int = RECENT_ITEMS) -> dict[str, float]:
     """The latest `count` distinct products, the newest weighing 1 and halving every count / 2."""
-    recent: list[str] = []
-    for event in sorted(events, key=lambda e: e.occurred_at, reverse=True):
-        if event.product_id not in recent:
-            recent.append(event.product_id)
-            if len(recent) == count:
-                break
-    return {pid: 0.5 ** (rank / (count / 2)) for rank, pid in enumerate(recent)}
+    return {pid: 0.5 ** (rank / (count / 2)) for rank, pid in enumerate(latest_products(events, count))}
 
 
 def _scaled(scores: ranking.Scored) -> ranking.Scored:
@@ -80,6 +88,7 @@ def _scaled(scores: ranking.Scored) -> ranking.Scored:
 def collaborative(events: list, tables: dict, next_weight: float) -> tuple[ranking.Scored, dict[str, str]]:
     """Collaborative scores and, per candidate, which table contributed most."""
     weights = ranking.history_weights(events, datetime.now(timezone.utc))
+    weights = {pid: weights[pid] for pid in latest_products(events, SIMILAR_HISTORY)}
     similar = _scaled(ranking.collaborative_scores(weights, tables["similar"]))
     following = _scaled(ranking.collaborative_scores(recency_weights(events), tables["next"]))
     combined, source = {}, {}
@@ -89,7 +98,8 @@ def collaborative(events: list, tables: dict, next_weight: float) -> tuple[ranki
         f *= next_weight
         combined[pid] = (s + f, s_from if s >= f else f_from)
         source[pid] = "similar" if s >= f else "next"
-    return combined, source
+    top = heapq.nlargest(COLLABORATIVE_CANDIDATES, combined.items(), key=lambda item: item[1][0])
+    return dict(top), source
 
 
 async def eligible(conn: asyncpg.Connection, tenant_id: str, product_ids: list[str], filters) -> set[str]:
@@ -130,7 +140,8 @@ async def rank(ctx, content_ranked: list[Scored], with_popularity: bool) -> list
     """Blend the collaborative scores with the content ranking (may be empty) and popularity."""
     events = ctx.events
     tenant_id = ctx.settings.tenant_id
-    tables = await neighbour_rows(ctx.conn, tenant_id, sorted({e.product_id for e in events}))
+    tables = await neighbour_rows(ctx.conn, tenant_id, latest_products(events, SIMILAR_HISTORY),
+                                  latest_products(events, RECENT_ITEMS))
     collab, source = collaborative(events, tables, ctx.tuning.next_weight)
     content = content_scores(content_ranked)
     pool = sorted(collab.keys() | content.keys())
