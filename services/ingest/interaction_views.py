@@ -6,6 +6,7 @@ from pydantic import ValidationError
 
 from services.ingest import interactions
 from services.ingest.keys import database_key, settings_key
+from services.ingest.validation import batch_items, validate_all
 from shared.errors import InvalidInput
 from shared.http import read_json
 from shared.schemas import ID_PATTERN, InteractionIn, OrderIn, error_details
@@ -38,23 +39,8 @@ async def _store(request: web.Request, user_id: str, events: list[InteractionIn]
 
 async def post_interactions(request: web.Request) -> web.Response:
     user_id = _user_id(request)
-    body = await read_json(request)
-    is_list = isinstance(body, list)
-    items = body if is_list else [body]
-    max_batch = request.app[settings_key].max_batch
-    if not 1 <= len(items) <= max_batch:
-        raise InvalidInput(
-            f"send between 1 and {max_batch} interactions per request",
-            [{"field": "body", "problem": f"array of {len(items)} items; allowed 1 to {max_batch}"}],
-        )
-    events, details = [], []
-    for index, item in enumerate(items):
-        try:
-            events.append(InteractionIn.model_validate(item))
-        except ValidationError as exc:
-            details += error_details(exc, f"[{index}]" if is_list else "")
-    if details:
-        raise InvalidInput(f"{len(details)} invalid field(s); nothing was stored", details)
+    items, is_list = batch_items(await read_json(request), request.app[settings_key].max_batch, "interactions")
+    events = validate_all(InteractionIn, items, is_list)
     fields = [f"[{i}].product_id" if is_list else "product_id" for i in range(len(events))]
     stored = await _store(request, user_id, events, fields)
     return web.json_response({"user_id": user_id, "received": len(events), "stored": stored}, status=201)

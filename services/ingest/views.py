@@ -3,13 +3,13 @@ import logging
 import re
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from services.ingest.keys import database_key, publisher_key, settings_key, version_clock_key
+from services.ingest.validation import batch_items, validate_all
 from shared import catalog
 from shared.errors import InvalidInput
 from shared.http import read_json
-from shared.schemas import ID_PATTERN, ProductIn, ProductMessage, error_details, new_product_id
+from shared.schemas import ID_PATTERN, ProductIn, ProductMessage, new_product_id
 
 log = logging.getLogger(__name__)
 
@@ -22,19 +22,6 @@ def _path_id(request: web.Request) -> str:
             [{"field": "id", "problem": "1-128 characters: letters, digits and . _ : - (not first)"}],
         )
     return product_id
-
-
-def _validate(items: list, prefix_index: bool) -> list[ProductIn]:
-    """All items valid, or InvalidInput naming every bad field: nothing of a bad request is published."""
-    products, details = [], []
-    for index, item in enumerate(items):
-        try:
-            products.append(ProductIn.model_validate(item))
-        except ValidationError as exc:
-            details += error_details(exc, f"[{index}]" if prefix_index else "")
-    if details:
-        raise InvalidInput(f"{len(details)} invalid field(s); nothing was accepted", details)
-    return products
 
 
 async def _accept(request: web.Request, products: list[ProductIn]) -> web.Response:
@@ -73,22 +60,14 @@ async def _record_pending(request: web.Request, messages: list[ProductMessage]) 
 
 
 async def post_products(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    is_list = isinstance(body, list)
-    items = body if is_list else [body]
-    max_batch = request.app[settings_key].max_batch
-    if is_list and not 1 <= len(items) <= max_batch:
-        raise InvalidInput(
-            f"send between 1 and {max_batch} products per request",
-            [{"field": "body", "problem": f"array of {len(items)} items; allowed 1 to {max_batch}"}],
-        )
-    return await _accept(request, _validate(items, is_list))
+    items, is_list = batch_items(await read_json(request), request.app[settings_key].max_batch, "products")
+    return await _accept(request, validate_all(ProductIn, items, is_list))
 
 
 async def put_product(request: web.Request) -> web.Response:
     product_id = _path_id(request)
     body = await read_json(request)
-    [product] = _validate([body], prefix_index=False)
+    [product] = validate_all(ProductIn, [body], is_list=False)
     if product.id is not None and product.id != product_id:
         raise InvalidInput("the body's id differs from the path's", [{"field": "id", "problem": "must equal the id in the path"}])
     product.id = product_id

@@ -1,7 +1,6 @@
 """The consume loop with a fake queue: batching, acks after the write, dead-lettering, retries."""
 import asyncio
 
-import pytest
 
 from services.embedder.metrics import WorkerMetrics
 from services.embedder.worker import Worker

@@ -10,7 +10,6 @@ tenant, so it never mixes with the demo catalogue, and its own ingest and api pr
 import argparse
 import asyncio
 import os
-import resource
 import subprocess
 import sys
 import time
