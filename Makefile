@@ -80,9 +80,13 @@ endif
 demo: $(STAMP)
 	$(PY) -m tools.demo
 
-# Personal-recommendation latency on 100,000 synthetic products (its own throwaway database).
+# The benchmarks (tools/bench/): PART=embed|gateway|trainer (several: PART="embed gateway"; default
+# all), BENCH_ARGS for a part's options (python -m tools.bench --help). Each part prints tables; the
+# run writes bench.json and BENCHMARKS.md here.
+PART ?=
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(PY) -m tools.bench
+	$(PY) -m tools.bench $(foreach part,$(PART),--part $(part)) $(BENCH_ARGS)
 
 # Train the collaborative model now, on the native stack's database (the stack's trainer also
 # retrains on its own: after TRAIN_AFTER_INTERACTIONS new interactions or every TRAIN_EVERY_S).

@@ -1,4 +1,4 @@
-"""Personal-recommendation latency at catalogue scale: `make bench` (or `python -m tools.bench`).
+"""The gateway part: personal-recommendation latency at catalogue scale (`make bench PART=gateway`).
 
 Starts a throwaway PostgreSQL (or uses `--database-url`, where it creates its own database),
 loads synthetic products with random clustered unit vectors by binary COPY (no model needed),
@@ -13,7 +13,6 @@ import os
 import random
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
@@ -31,6 +30,7 @@ from shared.db import create_pool
 from shared.migrate import migrate
 from shared.settings import ApiSettings, Settings
 from tests.processes import spawn, wait_ready
+from tools.bench.results import Report
 
 TENANT = "bench"
 MODEL = Settings().model_name
@@ -135,11 +135,13 @@ async def measure(api_url: str, users: list[str], requests: int, concurrency: in
     return latencies
 
 
-def report(name: str, latencies: list[float], wall_s: float) -> None:
+def report(name: str, latencies: list[float], wall_s: float) -> dict:
     ms = sorted(x * 1000 for x in latencies)
     p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
     print(f"{name}: {len(ms)} requests  p50 {statistics.median(ms):.2f} ms  p99 {p99:.2f} ms"
           f"  {len(ms) / wall_s:.0f} requests/s")
+    return {"requests": len(ms), "p50_ms": round(statistics.median(ms), 2), "p99_ms": round(p99, 2),
+            "requests_per_s": round(len(ms) / wall_s, 1)}
 
 
 async def own_database(server_url: str, name: str = "recommender_bench") -> str:
@@ -153,7 +155,7 @@ async def own_database(server_url: str, name: str = "recommender_bench") -> str:
     return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
 
 
-async def run(args: argparse.Namespace, url: str) -> None:
+async def bench(args: argparse.Namespace, url: str) -> dict:
     await migrate(url)
     users = await load(url, args.products, args.users, args.events, args.seed)
     plan = await explain(url)
@@ -171,40 +173,44 @@ async def run(args: argparse.Namespace, url: str) -> None:
         await measure(api_url, users, 200, 1, args.limit)  # warm the caches and prepared statements
         started = time.perf_counter()
         sequential = await measure(api_url, users, args.requests, 1, args.limit)
-        report("one at a time", sequential, time.perf_counter() - started)
+        one = report("one at a time", sequential, time.perf_counter() - started)
         started = time.perf_counter()
         concurrent = await measure(api_url, users, args.requests, args.concurrency, args.limit)
-        report(f"{args.concurrency} in flight", concurrent, time.perf_counter() - started)
+        many = report(f"{args.concurrency} in flight", concurrent, time.perf_counter() - started)
+        return {"products": args.products, "users": args.users, "limit": args.limit, "ef_search": args.ef_search,
+                "sequential": one, "concurrent": {**many, "in_flight": args.concurrency}}
     finally:
         api.terminate()
         shutil.rmtree(log_dir, ignore_errors=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"),
-                        help="a server to use (the bench uses its own tables there); default: a throwaway one")
-    parser.add_argument("--products", type=int, default=100_000)
-    parser.add_argument("--users", type=int, default=1_000)
-    parser.add_argument("--events", type=int, default=20, help="interactions per user")
-    parser.add_argument("--requests", type=int, default=2_000)
-    parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--limit", type=int, default=10)
-    parser.add_argument("--ef-search", type=int, default=ApiSettings.model_fields["ef_search"].default)
-    parser.add_argument("--seed", type=int, default=42)
-    args = parser.parse_args()
-    sys.stdout.reconfigure(line_buffering=True)
+def add_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"),
+                       help="a server to use (the bench uses its own tables there); default: a throwaway one")
+    group.add_argument("--products", type=int, default=100_000)
+    group.add_argument("--users", type=int, default=1_000)
+    group.add_argument("--events", type=int, default=20, help="interactions per user")
+    group.add_argument("--requests", type=int, default=2_000)
+    group.add_argument("--concurrency", type=int, default=8)
+    group.add_argument("--limit", type=int, default=10)
+    group.add_argument("--ef-search", type=int, default=ApiSettings.model_fields["ef_search"].default)
+    group.add_argument("--seed", type=int, default=42)
+
+
+def run(args: argparse.Namespace, result: Report) -> dict:
     if args.database_url:
-        asyncio.run(run(args, asyncio.run(own_database(args.database_url))))
-        return
-    folder = Path(tempfile.mkdtemp(prefix="recommender-bench-pg-"))
-    url = localpg.start(folder / "data", localpg.free_port())
-    try:
-        asyncio.run(run(args, url))
-    finally:
-        localpg.stop(folder / "data")
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-if __name__ == "__main__":
-    main()
+        figures = asyncio.run(bench(args, asyncio.run(own_database(args.database_url))))
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="recommender-bench-pg-"))
+        url = localpg.start(folder / "data", localpg.free_port())
+        try:
+            figures = asyncio.run(bench(args, url))
+        finally:
+            localpg.stop(folder / "data")
+            shutil.rmtree(folder, ignore_errors=True)
+    result.table(f"Personal recommendations, {args.products:,} products, limit {args.limit}, "
+                 f"ef_search {args.ef_search}", ["requests", "in flight", "p50 ms", "p99 ms", "requests/s"],
+                 [[label, n, figures[key]["p50_ms"], figures[key]["p99_ms"], figures[key]["requests_per_s"]]
+                  for label, key, n in (("one at a time", "sequential", 1),
+                                        ("concurrent", "concurrent", args.concurrency))])
+    return figures
