@@ -1,35 +1,20 @@
 """Request-time ranking, pure: history weights, collaborative scores, the blend, MMR.
 
-The api fetches from PostgreSQL what these functions take as plain dicts: the item-neighbour rows
-of the user's history products, content scores, popularity scores in [0, 1] and, for MMR, the
+The api fetches from PostgreSQL what these functions take as plain dicts: the history's weights
+(`shared.interactions`), the item-neighbour rows of the user's history products, content scores, popularity scores in [0, 1] and, for MMR, the
 candidates' unit vectors. Nothing here does I/O. Defaults were set with `make eval` (EVAL.md).
 """
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 import numpy as np
 
-TYPE_WEIGHTS = {"purchase": 1.0, "like": 1.0, "view": 0.0, "dislike": -0.3}
-LIKE_MIN_STARS = 4.0
-DISLIKE_MAX_STARS = 2.0
 POPULAR = "popular"
 
 # candidate product -> (score, the history product that contributed most)
 Scored = dict[str, tuple[float, str]]
-
-
-class Event(Protocol):
-    @property
-    def product_id(self) -> str: ...
-    @property
-    def type(self) -> str: ...  # purchase | like | dislike | view | rating
-    @property
-    def value(self) -> float | None: ...  # stars, for a rating
-    @property
-    def occurred_at(self) -> datetime: ...
 
 
 class Recommendation(NamedTuple):
@@ -44,39 +29,6 @@ class BlendWeights:
     collaborative: float = 1.0
     content: float = 0.3
     popularity: float = 0.1
-
-
-def effective_type(event: Event) -> str:
-    """A rating reads as a like, dislike or view by its stars; other types are themselves."""
-    if event.type != "rating":
-        return event.type
-    if event.value is not None and event.value >= LIKE_MIN_STARS:
-        return "like"
-    if event.value is not None and event.value <= DISLIKE_MAX_STARS:
-        return "dislike"
-    return "view"
-
-
-def event_weight(event: Event, now: datetime, half_life_days: float | None = None) -> float:
-    """TYPE_WEIGHTS of the event's effective type, halved every `half_life_days` of age if given."""
-    base = TYPE_WEIGHTS.get(effective_type(event), 0.0)
-    if half_life_days is None:
-        return base
-    age_days = max((now - event.occurred_at).total_seconds(), 0.0) / 86_400
-    return base * 0.5 ** (age_days / half_life_days)
-
-
-def history_weights(events: Iterable[Event], now: datetime,
-                    half_life_days: float | None = None) -> dict[str, float]:
-    """Weight per history product; its latest event decides (a dislike after a like is a dislike)."""
-    return {pid: event_weight(event, now, half_life_days) for pid, event in _latest_events(events).items()}
-
-
-def _latest_events(events: Iterable[Event]) -> dict[str, Event]:
-    latest: dict[str, Event] = {}
-    for event in sorted(events, key=lambda e: e.occurred_at):
-        latest[event.product_id] = event
-    return latest
 
 
 def collaborative_scores(weights: Mapping[str, float],

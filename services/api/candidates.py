@@ -10,7 +10,9 @@ import asyncpg
 import numpy as np
 from pgvector import Vector
 
-from services.api.scoring import HALF_LIFE_DAYS, TYPE_WEIGHTS, Event
+from shared.interactions import History, popularity, training_weights
+
+LIVE_POPULARITY_EVENTS = 50_000  # before a tenant's first training run: popularity of its newest interactions
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,11 @@ CROSS JOIN LATERAL (
 INDEXED_ORDER = "v.embedding <=> a.query"
 EXACT_ORDER = "(v.embedding <=> a.query) + 0, v.product_id"  # not index-shaped: an exact scan
 
-# Popularity as stored by the trainer's last run; before a tenant's first run, computed live below.
+# Popularity as stored by the trainer's last run or, before a tenant's first run, as given in $8, $9.
 STORED_POPULAR = """
-SELECT p.id, coalesce(s.score, 0)::float8 AS score
+SELECT p.id, coalesce(s.score, l.score, 0)::float8 AS score
 FROM products p LEFT JOIN product_popularity s ON s.tenant_id = p.tenant_id AND s.product_id = p.id
+     LEFT JOIN unnest($8::text[], $9::float8[]) AS l(product_id, score) ON l.product_id = p.id
 WHERE p.tenant_id = $1 AND NOT p.deleted AND p.id <> ALL($2::text[])
   AND ($3::text IS NULL OR p.genres @> ARRAY[$3::text])
   AND ($4::int IS NULL OR p.year >= $4) AND ($5::int IS NULL OR p.year <= $5)
@@ -49,21 +52,15 @@ ORDER BY score DESC, p.id
 LIMIT $6 OFFSET $7
 """
 
-POPULAR = """
-WITH popularity AS (
-    SELECT product_id, sum(
-        CASE type WHEN 'rating' THEN greatest(value - 2.5, 0) / 2.5
-                  WHEN 'purchase' THEN $6 WHEN 'like' THEN $7 WHEN 'view' THEN $8 ELSE 0 END
-        * power(0.5, greatest(extract(epoch FROM now() - occurred_at), 0) / 86400 / $9)) AS score
-    FROM interactions WHERE tenant_id = $1 GROUP BY product_id
-)
-SELECT p.id, coalesce(s.score, 0)::float8 AS score
-FROM products p LEFT JOIN popularity s ON s.product_id = p.id
-WHERE p.tenant_id = $1 AND NOT p.deleted AND p.id <> ALL($2::text[])
-  AND ($3::text IS NULL OR p.genres @> ARRAY[$3::text])
-  AND ($4::int IS NULL OR p.year >= $4) AND ($5::int IS NULL OR p.year <= $5)
-ORDER BY score DESC, p.id
-LIMIT $10 OFFSET $11
+# The newest interactions as columns, for `History` (numpy decodes the arrays; no per-row objects).
+# $1 tenant, $2 user (NULL: every user of the tenant), $3 how many
+HISTORY = """
+SELECT coalesce(array_agg(product_id), '{}') AS product_ids, coalesce(array_agg(type), '{}') AS types,
+       coalesce(array_agg(coalesce(value, 'NaN')::float8), '{}') AS stars,
+       coalesce(array_agg(extract(epoch FROM occurred_at)::float8), '{}') AS times_s
+FROM (SELECT product_id, type, value, occurred_at FROM interactions
+      WHERE tenant_id = $1 AND ($2::text IS NULL OR user_id = $2)
+      ORDER BY occurred_at DESC, id DESC LIMIT $3) h
 """
 
 
@@ -72,16 +69,14 @@ def as_array(value: object) -> np.ndarray:
     return np.asarray(value.to_numpy() if isinstance(value, Vector) else value, dtype=np.float32)
 
 
-async def history(conn: asyncpg.Connection, tenant_id: str, user_id: str, max_events: int = 5000) -> list[Event]:
-    """The user's interactions, newest first (an unknown user has none)."""
-    rows = await conn.fetch(
-        "SELECT product_id, type, value, occurred_at FROM interactions"
-        " WHERE tenant_id = $1 AND user_id = $2 ORDER BY occurred_at DESC, id DESC LIMIT $3",
-        tenant_id,
-        user_id,
-        max_events,
-    )
-    return [Event(r["product_id"], r["type"], r["value"], r["occurred_at"]) for r in rows]
+def _history(row: asyncpg.Record) -> History:
+    return History(np.array(row["product_ids"], dtype=object), np.array(row["types"], dtype=object),
+                   np.array(row["stars"], dtype=np.float64), np.array(row["times_s"], dtype=np.float64))
+
+
+async def history(conn: asyncpg.Connection, tenant_id: str, user_id: str, max_events: int = 5000) -> History:
+    """The user's newest interactions (an unknown user has none)."""
+    return _history(await conn.fetchrow(HISTORY, tenant_id, user_id, max_events))
 
 
 async def vectors(conn: asyncpg.Connection, tenant_id: str, model: str, product_ids: list[str]) -> dict[str, np.ndarray]:
@@ -117,25 +112,14 @@ async def nearest(conn: asyncpg.Connection, tenant_id: str, model: str, queries:
 
 async def popular(conn: asyncpg.Connection, tenant_id: str, excluded: list[str], filters: Filters,
                   offset: int, limit: int) -> list[tuple[str, float]]:
-    """Live products by popularity (interactions, newest weighing most), then by id: every
+    """Live products by popularity (`shared.interactions.popularity`), then by id: every
     product has a place, so the list is never empty while products pass the filters."""
     if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM product_popularity WHERE tenant_id = $1)", tenant_id):
         rows = await conn.fetch(STORED_POPULAR, tenant_id, excluded, filters.genre, filters.year_from,
-                                filters.year_to, limit, offset)
+                                filters.year_to, limit, offset, [], [])
         return [(row["id"], row["score"]) for row in rows]
-    rows = await conn.fetch(
-        POPULAR,
-        tenant_id,
-        excluded,
-        filters.genre,
-        filters.year_from,
-        filters.year_to,
-        TYPE_WEIGHTS["purchase"],
-        TYPE_WEIGHTS["like"],
-        TYPE_WEIGHTS["view"],
-        HALF_LIFE_DAYS,
-        limit,
-        offset,
-    )
+    live = _history(await conn.fetchrow(HISTORY, tenant_id, None, LIVE_POPULARITY_EVENTS))
+    scores = popularity(live.product_ids, training_weights(live.types, live.stars), live.times_s)
+    rows = await conn.fetch(STORED_POPULAR, tenant_id, excluded, filters.genre, filters.year_from,
+                            filters.year_to, limit, offset, list(scores), list(scores.values()))
     return [(row["id"], row["score"]) for row in rows]
-

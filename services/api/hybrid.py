@@ -11,12 +11,12 @@ Defaults were set by `make eval` on MovieLens (see EVAL.md).
 """
 import heapq
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 import asyncpg
 
 from services.api.scoring import Scored
 from shared import ranking
+from shared.interactions import ProductWeights
 
 NEXT_WEIGHT = 0.4
 RECENT_ITEMS = 10
@@ -64,20 +64,9 @@ async def neighbour_rows(conn: asyncpg.Connection, tenant_id: str, similar_ids: 
     return tables
 
 
-def latest_products(events: list, count: int) -> list[str]:
-    """The `count` most recently touched distinct products, newest first."""
-    latest: list[str] = []
-    for event in sorted(events, key=lambda e: e.occurred_at, reverse=True):
-        if event.product_id not in latest:
-            latest.append(event.product_id)
-            if len(latest) == count:
-                break
-    return latest
-
-
-def recency_weights(events: list, count: int = RECENT_ITEMS) -> dict[str, float]:
+def recency_weights(history: ProductWeights, count: int = RECENT_ITEMS) -> dict[str, float]:
     """The latest `count` distinct products, the newest weighing 1 and halving every count / 2."""
-    return {pid: 0.5 ** (rank / (count / 2)) for rank, pid in enumerate(latest_products(events, count))}
+    return {pid: 0.5 ** (rank / (count / 2)) for rank, pid in enumerate(history.latest(count))}
 
 
 def _scaled(scores: ranking.Scored) -> ranking.Scored:
@@ -85,12 +74,11 @@ def _scaled(scores: ranking.Scored) -> ranking.Scored:
     return {pid: (score / top, because) for pid, (score, because) in scores.items()} if top > 0 else {}
 
 
-def collaborative(events: list, tables: dict, next_weight: float) -> tuple[ranking.Scored, dict[str, str]]:
+def collaborative(history: ProductWeights, tables: dict, next_weight: float) -> tuple[ranking.Scored, dict[str, str]]:
     """Collaborative scores and, per candidate, which table contributed most."""
-    weights = ranking.history_weights(events, datetime.now(timezone.utc))
-    weights = {pid: weights[pid] for pid in latest_products(events, SIMILAR_HISTORY)}
+    weights = dict(zip(history.latest(SIMILAR_HISTORY), history.weights[:SIMILAR_HISTORY].tolist()))
     similar = _scaled(ranking.collaborative_scores(weights, tables["similar"]))
-    following = _scaled(ranking.collaborative_scores(recency_weights(events), tables["next"]))
+    following = _scaled(ranking.collaborative_scores(recency_weights(history), tables["next"]))
     combined, source = {}, {}
     for pid in similar.keys() | following.keys():
         s, s_from = similar.get(pid, (0.0, ""))
@@ -138,11 +126,10 @@ def _reasons(recommendation: ranking.Recommendation, source: dict[str, str]) -> 
 
 async def rank(ctx, content_ranked: list[Scored], with_popularity: bool) -> list[Scored]:
     """Blend the collaborative scores with the content ranking (may be empty) and popularity."""
-    events = ctx.events
+    history = ctx.history
     tenant_id = ctx.settings.tenant_id
-    tables = await neighbour_rows(ctx.conn, tenant_id, latest_products(events, SIMILAR_HISTORY),
-                                  latest_products(events, RECENT_ITEMS))
-    collab, source = collaborative(events, tables, ctx.tuning.next_weight)
+    tables = await neighbour_rows(ctx.conn, tenant_id, history.latest(SIMILAR_HISTORY), history.latest(RECENT_ITEMS))
+    collab, source = collaborative(history, tables, ctx.tuning.next_weight)
     content = content_scores(content_ranked)
     pool = sorted(collab.keys() | content.keys())
     popular = await popularity(ctx.conn, tenant_id, pool) if with_popularity else {}

@@ -6,15 +6,15 @@ from services.api.hybrid import Tuning
 from services.api.candidates import Filters
 from services.api.keys import database_key, settings_key
 from services.api.recommend import DEFAULT_STRATEGY, STRATEGIES, ranked_depth, recommend
-from services.api.scoring import Event
+from shared.interactions import History
 
 MAX_OFFSET = 10_000
 
 
-async def ranked_page(request: web.Request, events: list[Event] | None, filters: Filters, strategy: str,
+async def ranked_page(request: web.Request, history: History | None, filters: Filters, strategy: str,
                       limit: int, cursor: str | None, identity: tuple, user_id: str | None = None,
                       tuning: Tuning = Tuning(), diversity: float = 0.0) -> dict:
-    """`{"items", "next_cursor", "strategy"}` for the history (`events`, or the stored history of
+    """`{"items", "next_cursor", "strategy"}` for the history (`history`, or the stored history of
     `user_id`); `identity` names the request so a cursor cannot be replayed against other parameters."""
     fingerprint = params.fingerprint(*identity, strategy, filters, tuning, diversity)
     position = params.decode_cursor(cursor, fingerprint, {"o": int, "d": int})
@@ -22,7 +22,7 @@ async def ranked_page(request: web.Request, events: list[Event] | None, filters:
     if not 0 <= offset <= MAX_OFFSET or not 1 <= depth <= MAX_OFFSET:
         raise params.bad("cursor", "out of range")
     page = await recommend(request.app[database_key].require(), request.app[settings_key],
-                           events, filters, strategy, limit, offset, depth, user_id, tuning, diversity)
+                           history, filters, strategy, limit, offset, depth, user_id, tuning, diversity)
     more = page.more and offset + limit < MAX_OFFSET
     next_cursor = params.encode_cursor({"o": offset + limit, "d": depth}, fingerprint) if more else None
     return {"items": page.items, "next_cursor": next_cursor, "strategy": strategy}

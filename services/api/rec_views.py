@@ -7,7 +7,7 @@ from aiohttp import web
 from services.api import params, products, users
 from services.api.keys import database_key, settings_key
 from services.api.pages import diversity, ranked_page, strategy, tuning
-from services.api.scoring import Event
+from shared.interactions import History, Interaction
 from shared.errors import NotFound
 from shared.http import read_json
 from shared.schemas import ID_PATTERN
@@ -22,9 +22,11 @@ def _path_id(request: web.Request, name: str) -> str:
     return value
 
 
-def session_events(liked: list[str], disliked: list[str]) -> list[Event]:
+def session_history(liked: list[str], disliked: list[str]) -> History:
+    """An anonymous session: likes and dislikes all at one instant (a product in both is disliked)."""
     now = datetime.now(timezone.utc)
-    return [Event(pid, "like", None, now) for pid in liked] + [Event(pid, "dislike", None, now) for pid in disliked]
+    return History.of([Interaction(pid, "like", None, now) for pid in liked]
+                      + [Interaction(pid, "dislike", None, now) for pid in disliked])
 
 
 async def user_recommendations(request: web.Request) -> web.Response:
@@ -51,7 +53,7 @@ async def session_recommendations(request: web.Request) -> web.Response:
     cursor = body.get("cursor")
     if cursor is not None and not isinstance(cursor, str):
         raise params.bad("cursor", "a string from next_cursor")
-    page = await ranked_page(request, session_events(liked, disliked), filters, chosen, limit, cursor,
+    page = await ranked_page(request, session_history(liked, disliked), filters, chosen, limit, cursor,
                              ("session", sorted(liked), sorted(disliked)))
     return web.json_response(page)
 
@@ -65,7 +67,7 @@ async def similar(request: web.Request) -> web.Response:
         raise NotFound(f"no product {product_id!r}", [{"field": "product_id", "problem": "unknown product"}])
     query = request.query
     limit, filters = params.limit(query), params.filters(query)
-    page = await ranked_page(request, session_events([product_id], []), filters, "content", limit,
+    page = await ranked_page(request, session_history([product_id], []), filters, "content", limit,
                              query.get("cursor"), ("similar", product_id))
     return web.json_response({"product_id": product_id, **page})
 

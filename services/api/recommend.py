@@ -7,14 +7,13 @@ page 2 neither repeats nor skips page 1 while the data stays the same.
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-
 import asyncpg
 import numpy as np
 
 from services.api import candidates, hybrid, products
 from services.api.candidates import Filters
-from services.api.scoring import Event, Scored, find_interests, interest_shares, interleave, product_weights, score_content
+from services.api.scoring import Scored, find_interests, interest_shares, interleave, score_content
+from shared.interactions import History, ProductWeights
 from shared.ranking import mmr_rerank
 from shared.settings import ApiSettings
 
@@ -33,7 +32,7 @@ class Context:
     excluded: list[str]
     filters: Filters
     depth: int
-    events: list[Event]
+    history: ProductWeights
     tuning: hybrid.Tuning
 
 
@@ -121,23 +120,24 @@ class Page:
     more: bool
 
 
-async def recommend(pool: asyncpg.Pool, settings: ApiSettings, events: list[Event] | None, filters: Filters,
+async def recommend(pool: asyncpg.Pool, settings: ApiSettings, history: History | None, filters: Filters,
                     strategy: str, limit: int, offset: int = 0, depth: int | None = None,
                     user_id: str | None = None, tuning: hybrid.Tuning = hybrid.Tuning(),
                     diversity: float = 0.0) -> Page:
-    """One page of the ranking for a history (`events`, or the stored history of `user_id`);
+    """One page of the ranking for a history (`history`, or the stored history of `user_id`);
     history items and `filters.exclude` never appear. Every page of one list must use the same
     `depth` (the cursor carries it)."""
     depth = depth or ranked_depth(limit)
     async with pool.acquire() as conn:
         if user_id is not None:
-            events = await candidates.history(conn, settings.tenant_id, user_id)
-        weights = product_weights(events or [], datetime.now(timezone.utc))
+            history = await candidates.history(conn, settings.tenant_id, user_id)
+        product_weights = (history or History.empty()).weights()
+        weights = product_weights.as_dict()
         heaviest = sorted((pid for pid, w in weights.items() if w != 0), key=lambda pid: -abs(weights[pid]))
         excluded = sorted(set(weights) | set(filters.exclude))
         vectors = await candidates.vectors(conn, settings.tenant_id, settings.model_name,
                                            heaviest[:MAX_HISTORY_VECTORS])
-        ctx = Context(conn, settings, weights, vectors, excluded, filters, depth, events or [], tuning)
+        ctx = Context(conn, settings, weights, vectors, excluded, filters, depth, product_weights, tuning)
         ranked = await STRATEGIES[strategy](ctx)
         if diversity > 0 and ranked:
             found = await candidates.vectors(conn, settings.tenant_id, settings.model_name,

@@ -5,24 +5,13 @@ scorer plugs in beside `score_content` and returns the same `Scored` items.
 """
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import numpy as np
 
-TYPE_WEIGHTS = {"purchase": 1.0, "like": 1.0, "view": 0.3, "dislike": -1.0}
-HALF_LIFE_DAYS = 180.0
 MAX_INTERESTS = 5
 MAX_CLUSTERED = 50  # the heaviest liked items are clustered; the rest join the nearest interest
 JOIN_SIMILARITY = 0.3  # groups of liked items this alike on average form one interest
 DISLIKE_PENALTY = 0.6
-
-
-@dataclass(frozen=True)
-class Event:
-    product_id: str
-    type: str
-    value: float | None
-    occurred_at: datetime
 
 
 @dataclass
@@ -38,25 +27,6 @@ class Scored:
     score: float
     reasons: list[dict] = field(default_factory=list)
     group: int = 0  # the interest it was drawn for; interleaving keeps groups in proportion
-
-
-def event_weight(event: Event, now: datetime) -> float:
-    """Purchases and likes pull, dislikes push, views pull a little; a rating pulls above 2.5 stars
-    and pushes below. Weight halves every HALF_LIFE_DAYS of age."""
-    if event.type == "rating":
-        base = ((event.value or 2.5) - 2.5) / 2.5
-    else:
-        base = TYPE_WEIGHTS.get(event.type, 0.0)
-    age_days = max((now - event.occurred_at).total_seconds(), 0.0) / 86400
-    return base * 0.5 ** (age_days / HALF_LIFE_DAYS)
-
-
-def product_weights(events: list[Event], now: datetime) -> dict[str, float]:
-    """The summed weight of each product in a history."""
-    weights: dict[str, float] = {}
-    for event in events:
-        weights[event.product_id] = weights.get(event.product_id, 0.0) + event_weight(event, now)
-    return weights
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

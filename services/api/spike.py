@@ -12,7 +12,7 @@ from services.api import params
 from services.api.candidates import Filters
 from services.api.keys import database_key, settings_key
 from services.api.pages import ranked_page
-from services.api.rec_views import session_events
+from services.api.rec_views import session_history
 from services.api.recommend import DEFAULT_STRATEGY
 from shared.http import read_json
 from shared.schemas import ID_PATTERN
@@ -70,6 +70,6 @@ async def liked_recommendation(request: web.Request) -> web.Response:
         raise params.bad("products", "required: a list of liked product ids")
     liked = params.id_list(body["products"], "products")
     limit = params.limit(body)
-    page = await ranked_page(request, session_events(liked, []), Filters(), DEFAULT_STRATEGY, limit, None,
+    page = await ranked_page(request, session_history(liked, []), Filters(), DEFAULT_STRATEGY, limit, None,
                              ("spike-liked", sorted(liked)))
     return web.json_response(_spike_items(page))

@@ -12,22 +12,15 @@ from datetime import datetime, timezone
 from typing import NamedTuple
 
 import asyncpg
+import numpy as np
 
-from services.trainer.model import NeighbourConfig, build_item_neighbours, popularity_scores, training_weight
+from services.trainer.model import NeighbourConfig, build_item_neighbours
 from services.trainer.sequence import SequenceConfig, build_next_neighbours
+from shared.interactions import Interaction, popularity, training_weights
 
 log = logging.getLogger(__name__)
 
 FETCH_ROWS = 50_000
-POPULARITY_HALF_LIFE_DAYS = 365.0  # counted back from the newest interaction
-
-
-class Event(NamedTuple):
-    user_id: str
-    product_id: str
-    type: str
-    value: float | None
-    occurred_at: datetime
 
 
 class TrainingReport(NamedTuple):
@@ -38,7 +31,7 @@ class TrainingReport(NamedTuple):
     peak_rss_mib: float
 
 
-async def load_events(conn: asyncpg.Connection, tenant_id: str) -> tuple[list[Event], int]:
+async def load_events(conn: asyncpg.Connection, tenant_id: str) -> tuple[list[Interaction], int]:
     """Every interaction of the tenant, ordered by user and time; and the highest interaction id."""
     events, last_id = [], 0
     async with conn.transaction():
@@ -49,12 +42,12 @@ async def load_events(conn: asyncpg.Connection, tenant_id: str) -> tuple[list[Ev
             prefetch=FETCH_ROWS,
         )
         async for row in cursor:
-            events.append(Event(row["user_id"], row["product_id"], row["type"], row["value"], row["occurred_at"]))
+            events.append(Interaction(row["product_id"], row["type"], row["value"], row["occurred_at"], row["user_id"]))
             last_id = max(last_id, row["id"])
     return events, last_id
 
 
-def _sequences(events: list[Event]) -> list[list[str]]:
+def _sequences(events: list[Interaction]) -> list[list[str]]:
     sequences: dict[str, list[str]] = {}
     for event in events:
         sequences.setdefault(event.user_id, []).append(event.product_id)
@@ -66,16 +59,18 @@ def _rows(tenant_id: str, kind: str, table) -> list[tuple]:
             for product_id, pairs in table]
 
 
-def _build(tenant_id: str, events: list[Event], neighbour_config: NeighbourConfig,
+def _build(tenant_id: str, events: list[Interaction], neighbour_config: NeighbourConfig,
            sequence_config: SequenceConfig) -> tuple[list[tuple], list[tuple], int]:
     """Neighbour rows, popularity rows (CPU-bound: run off the event loop) and the number of products."""
-    similar = build_item_neighbours(((e.user_id, e.product_id, training_weight(e)) for e in events),
+    weights = training_weights(np.array([e.type for e in events], dtype=object),
+                               np.array([np.nan if e.value is None else e.value for e in events]))
+    similar = build_item_neighbours(((e.user_id, e.product_id, w) for e, w in zip(events, weights)),
                                     neighbour_config)
     following = build_next_neighbours(_sequences(events), sequence_config)
     rows = _rows(tenant_id, "similar", similar.rows()) + _rows(tenant_id, "next", following.items())
-    popularity = popularity_scores(((e.product_id, training_weight(e), e.occurred_at.timestamp()) for e in events),
-                                   POPULARITY_HALF_LIFE_DAYS)
-    return rows, [(tenant_id, pid, score) for pid, score in popularity.items()], len(similar.product_ids)
+    scores = popularity(np.array([e.product_id for e in events], dtype=object), weights,
+                        np.array([e.occurred_at.timestamp() for e in events]))
+    return rows, [(tenant_id, pid, score) for pid, score in scores.items()], len(similar.product_ids)
 
 
 async def train(pool: asyncpg.Pool, tenant_id: str, neighbour_config: NeighbourConfig = NeighbourConfig(),

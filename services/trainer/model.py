@@ -14,7 +14,6 @@ Cost, with n users, m items, z interactions, h = min(m, max_dense_items), K neig
 At h = 20,000 the head needs about 8 GB at peak and minutes of BLAS; items beyond it cost only
 sparse products and block-wise top-K, so 100k items and 10M interactions fit one machine.
 """
-import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -22,13 +21,10 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
-from shared.ranking import TYPE_WEIGHTS, Event, effective_type
-
-VIEW_TRAINING_WEIGHT = 0.0  # MovieLens "views" (2.5-3.5 stars) taught nothing useful
 BLOCK_BYTES = 64 * 2**20
 CALIBRATION_SAMPLE = 500
 
-Interaction = tuple[str, str, float]  # (user, product, positive weight)
+UserProductWeight = tuple[str, str, float]  # (user, product, positive weight)
 
 
 @dataclass(frozen=True)
@@ -55,26 +51,7 @@ class NeighbourTable:
                 yield product_id, pairs
 
 
-def training_weight(event: Event) -> float:
-    """Positive evidence of taste: likes and purchases 1, views VIEW_TRAINING_WEIGHT, dislikes 0."""
-    kind = effective_type(event)
-    return VIEW_TRAINING_WEIGHT if kind == "view" else max(TYPE_WEIGHTS.get(kind, 0.0), 0.0)
-
-
-def popularity_scores(events: Iterable[tuple[str, float, float]], half_life_days: float) -> dict[str, float]:
-    """(product, weight, unix seconds) -> log-scaled, decayed weight sum in [0, 1]. Ages count from the
-    newest event, so scores do not depend on when the job runs; weights <= 0 are ignored."""
-    rows = [(product_id, value, time_s) for product_id, value, time_s in events if value > 0]
-    newest_s = max((time_s for _, _, time_s in rows), default=0.0)
-    totals: dict[str, float] = {}
-    for product_id, value, time_s in rows:
-        age_days = (newest_s - time_s) / 86_400
-        totals[product_id] = totals.get(product_id, 0.0) + value * 0.5 ** (age_days / half_life_days)
-    top = math.log1p(max(totals.values(), default=0.0))
-    return {product_id: math.log1p(total) / top for product_id, total in totals.items()} if top > 0 else {}
-
-
-def build_item_neighbours(interactions: Iterable[Interaction],
+def build_item_neighbours(interactions: Iterable[UserProductWeight],
                           config: NeighbourConfig = NeighbourConfig()) -> NeighbourTable:
     """The item-neighbour table from (user, product, weight) rows; duplicates add, weights <= 0 drop."""
     product_ids, matrix = _user_item_matrix(interactions)
@@ -93,7 +70,7 @@ def build_item_neighbours(interactions: Iterable[Interaction],
     return NeighbourTable(product_ids, index, weight)
 
 
-def _user_item_matrix(interactions: Iterable[Interaction]) -> tuple[list[str], sp.csr_matrix]:
+def _user_item_matrix(interactions: Iterable[UserProductWeight]) -> tuple[list[str], sp.csr_matrix]:
     users: dict[str, int] = {}
     products: dict[str, int] = {}
     rows, cols, values = [], [], []

@@ -1,25 +1,6 @@
-from datetime import datetime, timedelta, timezone
-from typing import NamedTuple
-
 import numpy as np
 
-from shared.ranking import BlendWeights, blend, collaborative_scores, history_weights, mmr_rerank
-
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
-
-
-class Event(NamedTuple):
-    product_id: str
-    type: str
-    value: float | None
-    occurred_at: datetime
-
-
-def test_likes_pull_dislikes_push_and_the_latest_event_per_product_decides():
-    events = [Event("a", "like", None, NOW - timedelta(days=2)), Event("a", "dislike", None, NOW),
-              Event("b", "rating", 4.5, NOW), Event("c", "rating", 1.0, NOW), Event("d", "view", None, NOW)]
-    weights = history_weights(events, NOW)
-    assert weights["b"] > 0 > weights["a"] and weights["c"] < 0 and weights["d"] == 0
+from shared.ranking import BlendWeights, blend, collaborative_scores, mmr_rerank
 
 
 def test_collaborative_scores_add_up_and_name_the_biggest_contributor():

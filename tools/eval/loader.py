@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from tools.eval.protocol import Rating, interaction_type
+from tools.eval.protocol import Rating
 
 BATCH = 1000
 
@@ -68,14 +68,14 @@ async def wait_embedded(pool: asyncpg.Pool, tenant_id: str, model: str, ids: lis
 
 async def load_ratings(session: aiohttp.ClientSession, ingest_url: str, ratings: list[Rating],
                        concurrency: int = 4) -> None:
-    """Each rating as a like, dislike or view (the protocol's reading), at its own time."""
+    """Each rating as a rating at its own time; the service reads its stars (`shared.interactions`)."""
     by_user: dict[str, list[Rating]] = defaultdict(list)
     for rating in ratings:
         by_user[rating.user_id].append(rating)
     requests = []
     for user_id, own in by_user.items():
         events = [
-            {"product_id": r.item_id, "type": interaction_type(r.value),
+            {"product_id": r.item_id, "type": "rating", "value": r.value,
              "occurred_at": datetime.fromtimestamp(r.timestamp_s, timezone.utc).isoformat()}
             for r in own
         ]

@@ -2,7 +2,8 @@
 
 Per evaluated user, ratings sorted by time: the last 20 % (at least one) are the test window, the
 rest the history. Targets are test-window items rated >= 4.0; users without a target are skipped.
-Ranking is over the whole catalogue with every history item excluded.
+Ranking is over the whole catalogue with every history item excluded. History ratings reach the
+service as ratings; what they say about taste is `shared.interactions`' rule, the same as in production.
 """
 import csv
 import math
@@ -10,10 +11,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.interactions import LIKE_MIN_STARS
+
 TEST_SHARE = 0.2
-TARGET_MIN_RATING = 4.0
-LIKE_MIN_RATING = 4.0
-DISLIKE_MAX_RATING = 2.0
+TARGET_MIN_RATING = LIKE_MIN_STARS  # a target is a test-window movie the user liked
 
 
 @dataclass(frozen=True)
@@ -66,15 +67,6 @@ def split(ratings: list[Rating], eval_user_ids: set[str] | None, catalogue: set[
         if targets:
             users.append(EvalUser(user_id, history, targets))
     return training, users
-
-
-def interaction_type(value: float) -> str:
-    """How a history rating is recorded: >= 4.0 a like, <= 2.0 a dislike, else a neutral view."""
-    if value >= LIKE_MIN_RATING:
-        return "like"
-    if value <= DISLIKE_MAX_RATING:
-        return "dislike"
-    return "view"
 
 
 @dataclass
