@@ -135,14 +135,14 @@ class History:
 
 
 def popularity(product_ids: np.ndarray, weights: np.ndarray, times_s: np.ndarray,
-               half_life_days: float = POPULARITY_HALF_LIFE_DAYS) -> dict[str, float]:
+               half_life_days: float = POPULARITY_HALF_LIFE_DAYS) -> dict:
     """Product -> popularity in [0, 1]: positive `weights` (see `training_weights`) summed with
     decay from the newest event given, log-scaled so the most popular product scores 1."""
     weights = np.asarray(weights, dtype=np.float64)
     keep = weights > 0
     if not keep.any():
         return {}
-    ids = np.asarray(product_ids, dtype=object)[keep]
+    ids = np.asarray(product_ids)[keep]  # strings, or integer codes (the trainer's: sorting those is fast)
     times = np.asarray(times_s, dtype=np.float64)[keep]
     decayed = weights[keep] * decay(times, float(times.max()), half_life_days)
     unique, codes = np.unique(ids, return_inverse=True)

@@ -1,26 +1,28 @@
 """The training job: interactions from PostgreSQL in, neighbour tables back to PostgreSQL.
 
-Interactions are streamed with a server-side cursor into compact per-user sequences, so memory
-grows with the number of interactions, not with products squared. The new tables replace the old
-ones in one transaction: requests see either the previous model or the new one, never a mix.
+Interactions stream by binary COPY into numpy arrays (services.trainer.load); the tables are built
+from those arrays and written back by COPY a row at a time, so memory grows with the number of
+interactions and products, never with products squared. The new tables replace the old ones in one
+transaction: requests see either the previous model or the new one, never a mix.
 """
 import asyncio
 import logging
 import resource
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import NamedTuple
 
 import asyncpg
 import numpy as np
 
-from services.trainer.model import NeighbourConfig, build_item_neighbours
+from services.trainer.load import Interactions, load_interactions
+from services.trainer.model import NeighbourConfig, build_item_neighbours, user_item_matrix
 from services.trainer.sequence import SequenceConfig, build_next_neighbours
-from shared.interactions import Interaction, popularity, training_weights
+from services.trainer.topk import NeighbourTable
+from shared.interactions import popularity
 
 log = logging.getLogger(__name__)
-
-FETCH_ROWS = 50_000
 
 
 class TrainingReport(NamedTuple):
@@ -31,72 +33,70 @@ class TrainingReport(NamedTuple):
     peak_rss_mib: float
 
 
-async def load_events(conn: asyncpg.Connection, tenant_id: str) -> tuple[list[Interaction], int]:
-    """Every interaction of the tenant, ordered by user and time; and the highest interaction id."""
-    events, last_id = [], 0
-    async with conn.transaction():
-        cursor = conn.cursor(
-            "SELECT id, user_id, product_id, type, value, occurred_at FROM interactions"
-            " WHERE tenant_id = $1 ORDER BY user_id, occurred_at, id",
-            tenant_id,
-            prefetch=FETCH_ROWS,
-        )
-        async for row in cursor:
-            events.append(Interaction(row["product_id"], row["type"], row["value"], row["occurred_at"], row["user_id"]))
-            last_id = max(last_id, row["id"])
-    return events, last_id
+class Model(NamedTuple):
+    similar: NeighbourTable
+    following: NeighbourTable
+    popularity: dict[int, float]  # product code -> score, for products with positive interactions
+    products: int  # products with positive interactions
 
 
-def _sequences(events: list[Interaction]) -> list[list[str]]:
-    sequences: dict[str, list[str]] = {}
-    for event in events:
-        sequences.setdefault(event.user_id, []).append(event.product_id)
-    return list(sequences.values())
+def build(data: Interactions, neighbour_config: NeighbourConfig = NeighbourConfig(),
+          sequence_config: SequenceConfig = SequenceConfig(), timings: dict[str, float] | None = None) -> Model:
+    """The three tables from the interactions (CPU-bound: run it off the event loop)."""
+    timings = {} if timings is None else timings
+    started = time.perf_counter()
+    matrix = user_item_matrix(data.user, data.product, data.weight, data.users, len(data.product_ids))
+    similar = build_item_neighbours(matrix, neighbour_config)
+    timings["similar_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    following = build_next_neighbours(data.user, data.product, len(data.product_ids), sequence_config)
+    timings["next_s"] = time.perf_counter() - started
+    scores = popularity(data.product, data.weight, data.time_s)
+    return Model(similar, following, scores, int((np.bincount(matrix.indices, minlength=matrix.shape[1]) > 0).sum()))
 
 
-def _rows(tenant_id: str, kind: str, table) -> list[tuple]:
-    return [(tenant_id, kind, product_id, [n for n, _ in pairs], [w for _, w in pairs])
-            for product_id, pairs in table]
+def _neighbour_rows(tenant_id: str, kind: str, table: NeighbourTable,
+                    product_ids: np.ndarray) -> Iterator[tuple]:
+    for item in table.filled_rows():
+        index, weight = table.row(item)
+        yield tenant_id, kind, product_ids[item], product_ids[index].tolist(), weight.tolist()
 
 
-def _build(tenant_id: str, events: list[Interaction], neighbour_config: NeighbourConfig,
-           sequence_config: SequenceConfig) -> tuple[list[tuple], list[tuple], int]:
-    """Neighbour rows, popularity rows (CPU-bound: run off the event loop) and the number of products."""
-    weights = training_weights(np.array([e.type for e in events], dtype=object),
-                               np.array([np.nan if e.value is None else e.value for e in events]))
-    similar = build_item_neighbours(((e.user_id, e.product_id, w) for e, w in zip(events, weights)),
-                                    neighbour_config)
-    following = build_next_neighbours(_sequences(events), sequence_config)
-    rows = _rows(tenant_id, "similar", similar.rows()) + _rows(tenant_id, "next", following.items())
-    scores = popularity(np.array([e.product_id for e in events], dtype=object), weights,
-                        np.array([e.occurred_at.timestamp() for e in events]))
-    return rows, [(tenant_id, pid, score) for pid, score in scores.items()], len(similar.product_ids)
+async def write(conn: asyncpg.Connection, tenant_id: str, model: Model, product_ids: list[str]) -> None:
+    """Replace the tenant's tables with the model's, in the caller's transaction."""
+    ids = np.array(product_ids, dtype=object)
+    await conn.execute("DELETE FROM item_neighbors WHERE tenant_id = $1", tenant_id)
+    for kind, table in (("similar", model.similar), ("next", model.following)):
+        await conn.copy_records_to_table("item_neighbors", records=_neighbour_rows(tenant_id, kind, table, ids),
+                                         columns=["tenant_id", "kind", "product_id", "neighbor_ids", "weights"])
+    await conn.execute("DELETE FROM product_popularity WHERE tenant_id = $1", tenant_id)
+    await conn.copy_records_to_table("product_popularity", columns=["tenant_id", "product_id", "score"], records=(
+        (tenant_id, product_ids[code], score) for code, score in model.popularity.items()))
 
 
 async def train(pool: asyncpg.Pool, tenant_id: str, neighbour_config: NeighbourConfig = NeighbourConfig(),
-                sequence_config: SequenceConfig = SequenceConfig()) -> TrainingReport:
+                sequence_config: SequenceConfig = SequenceConfig(),
+                timings: dict[str, float] | None = None) -> TrainingReport:
+    """Train the tenant's model and store it; `timings` (if given) receives each part's seconds."""
+    timings = {} if timings is None else timings
     started_at, started = datetime.now(timezone.utc), time.perf_counter()
     async with pool.acquire() as conn:
-        events, last_id = await load_events(conn, tenant_id)
-    rows, popularity, products = await asyncio.to_thread(_build, tenant_id, events, neighbour_config,
-                                                          sequence_config)
-    report = TrainingReport(len(events), last_id, products, time.perf_counter() - started,
-                            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        data = await load_interactions(conn, tenant_id)
+    timings["load_s"] = time.perf_counter() - started
+    model = await asyncio.to_thread(build, data, neighbour_config, sequence_config, timings)
+    written = time.perf_counter()
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("DELETE FROM item_neighbors WHERE tenant_id = $1", tenant_id)
-        await conn.copy_records_to_table(
-            "item_neighbors", records=rows, columns=["tenant_id", "kind", "product_id", "neighbor_ids", "weights"]
-        )
-        await conn.execute("DELETE FROM product_popularity WHERE tenant_id = $1", tenant_id)
-        await conn.copy_records_to_table("product_popularity", records=popularity,
-                                         columns=["tenant_id", "product_id", "score"])
+        await write(conn, tenant_id, model, data.product_ids)
+        report = TrainingReport(len(data), data.last_id, model.products, time.perf_counter() - started,
+                                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         await conn.execute(
             "INSERT INTO training_runs (tenant_id, started_at, interactions, last_interaction_id, products,"
             " seconds, peak_rss_mib) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             tenant_id, started_at, *report,
         )
+    timings["write_s"] = time.perf_counter() - written
     log.info("trained on %d interactions: %d products, %.1f s, peak %.0f MiB", report.interactions,
-             report.products, report.seconds, report.peak_rss_mib)
+             report.products, report.seconds, report.peak_rss_mib, extra={"timings": timings})
     return report
 
 

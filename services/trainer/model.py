@@ -6,25 +6,25 @@ cosine neighbours among all items, rescaled to EASE's magnitude. Each weight col
 by (interactions + 1) ** -popularity_debias, which trades a little accuracy on hits for reach.
 The api scores candidate j as sum_h w(h) * weight(h, j) over the user's history (shared.ranking).
 
-Cost, with n users, m items, z interactions, h = min(m, max_dense_items), K neighbours per item:
-  Gram of the head     O(sum_u z_u^2) time             8 h^2 bytes (dense float64)
-  EASE inverse         O(h^3 / 3) time (Cholesky)      in place; measured peak about 2.4 * 8 h^2 bytes
-  tail cosine kNN      O(sum_u z_u * tail_u) time      about 64 MiB per block of tail rows
-  table                m * K (index, weight) pairs
-At h = 20,000 the head needs about 8 GB at peak and minutes of BLAS; items beyond it cost only
-sparse products and block-wise top-K, so 100k items and 10M interactions fit one machine.
+Cost, with n users, m items, z positive interactions, h = min(m, max_dense_items), K neighbours:
+  Gram of the head     O(sum_u z_u^2) sparse products, row block by row block   4 h^2 bytes (float32)
+  EASE inverse         O(h^3) BLAS (Cholesky, then its inverse), in place          no second copy
+  tail cosine kNN      O(sum_u z_u * tail_u) sparse products, top-K on stored entries only
+  table                m * K (index, weight) pairs: 8 m K bytes
+h = 10,000 takes about 400 MB and well under a minute of BLAS on two cores; items beyond it cost
+only sparse products, so 100k items and 10M interactions train in minutes within a few GB.
 """
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
-BLOCK_BYTES = 64 * 2**20
-CALIBRATION_SAMPLE = 500
+from services.trainer.topk import NeighbourTable, dense_rows_top_k, sparse_rows_top_k, store_rows
 
-UserProductWeight = tuple[str, str, float]  # (user, product, positive weight)
+DENSE_BLOCK_BYTES = 64 * 2**20
+COSINE_BLOCK_NNZ = 8_000_000  # estimated entries of one block of sparse cosine rows
+CALIBRATION_SAMPLE = 500
 
 
 @dataclass(frozen=True)
@@ -32,144 +32,130 @@ class NeighbourConfig:
     l2_lambda: float = 200.0
     neighbours_per_item: int = 200
     popularity_debias: float = 0.25
-    max_dense_items: int = 20_000
+    max_dense_items: int = 10_000
     cosine_shrink: float = 10.0
 
 
-@dataclass(frozen=True)
-class NeighbourTable:
-    product_ids: list[str]
-    neighbour_index: np.ndarray  # (items, K) int32 into product_ids, -1 where a row has fewer
-    weight: np.ndarray  # (items, K) float32, descending within a row
-
-    def rows(self) -> Iterator[tuple[str, list[tuple[str, float]]]]:
-        """(product, [(neighbour, weight), ...]) for each product with neighbours, for storing."""
-        for row, product_id in enumerate(self.product_ids):
-            pairs = [(self.product_ids[j], float(w))
-                     for j, w in zip(self.neighbour_index[row], self.weight[row]) if j >= 0]
-            if pairs:
-                yield product_id, pairs
-
-
-def build_item_neighbours(interactions: Iterable[UserProductWeight],
-                          config: NeighbourConfig = NeighbourConfig()) -> NeighbourTable:
-    """The item-neighbour table from (user, product, weight) rows; duplicates add, weights <= 0 drop."""
-    product_ids, matrix = _user_item_matrix(interactions)
-    counts = np.diff(matrix.tocsc().indptr)
-    debias = (counts + 1.0) ** -config.popularity_debias
-    k = config.neighbours_per_item
-    index = np.full((len(product_ids), k), -1, dtype=np.int32)
-    weight = np.zeros((len(product_ids), k), dtype=np.float32)
-    order = np.argsort(-counts, kind="stable")
-    head = np.sort(order[:config.max_dense_items][counts[order[:config.max_dense_items]] > 0])
-    tail = np.sort(order[config.max_dense_items:][counts[order[config.max_dense_items:]] > 0])
-    ease_mass = _fill_ease_rows(matrix, head, debias, config, index, weight)
-    if len(tail):
-        scale = ease_mass / _cosine_mass(matrix, head, debias, config) if ease_mass > 0 else 1.0
-        _fill_cosine_rows(matrix, tail, debias, config, scale, index, weight)
-    return NeighbourTable(product_ids, index, weight)
-
-
-def _user_item_matrix(interactions: Iterable[UserProductWeight]) -> tuple[list[str], sp.csr_matrix]:
-    users: dict[str, int] = {}
-    products: dict[str, int] = {}
-    rows, cols, values = [], [], []
-    for user, product, value in interactions:
-        if value > 0:
-            rows.append(users.setdefault(user, len(users)))
-            cols.append(products.setdefault(product, len(products)))
-            values.append(value)
-    matrix = sp.csr_matrix((values, (rows, cols)), shape=(len(users), len(products)), dtype=np.float64)
+def user_item_matrix(user: np.ndarray, product: np.ndarray, weight: np.ndarray,
+                     users: int, products: int) -> sp.csr_matrix:
+    """(users, products) float32 sums of the positive weights; weights <= 0 are left out."""
+    positive = weight > 0
+    matrix = sp.csr_matrix((weight[positive].astype(np.float32), (user[positive], product[positive])),
+                           shape=(users, products), dtype=np.float32)
     matrix.sum_duplicates()
-    return list(products), matrix
+    return matrix
+
+
+def build_item_neighbours(matrix: sp.csr_matrix, config: NeighbourConfig = NeighbourConfig()) -> NeighbourTable:
+    """The item-neighbour table of a (users, products) matrix of positive weights."""
+    matrix = sp.csr_matrix(matrix, dtype=np.float32)
+    counts = np.bincount(matrix.indices, minlength=matrix.shape[1])
+    debias = ((counts + 1.0) ** -config.popularity_debias).astype(np.float32)
+    table = NeighbourTable.empty(matrix.shape[1], config.neighbours_per_item)
+    order = np.argsort(-counts, kind="stable")
+    order = order[counts[order] > 0]
+    head, tail = np.sort(order[:config.max_dense_items]), np.sort(order[config.max_dense_items:])
+    ease_mass = _fill_ease_rows(matrix, head, debias, config, table)
+    if len(tail):
+        cosine = _Cosine(matrix, debias, config.cosine_shrink)
+        scale = ease_mass / cosine.median_mass(head, config.neighbours_per_item) if ease_mass > 0 else 1.0
+        for items, rows in cosine.blocks(tail):
+            index, weight = sparse_rows_top_k(rows, config.neighbours_per_item)
+            store_rows(table, items, index, weight * np.float32(scale))
+    return table
 
 
 def _fill_ease_rows(matrix: sp.csr_matrix, head: np.ndarray, debias: np.ndarray, config: NeighbourConfig,
-                    index: np.ndarray, weight: np.ndarray) -> float:
+                    table: NeighbourTable) -> float:
     """EASE rows of the head into the table; returns the median row mass (sum of kept weights)."""
     if len(head) == 0:
         return 0.0
-    sub = matrix[:, head]
-    gram = (sub.T @ sub).toarray()
+    gram = _dense_gram(matrix[:, head])
     gram[np.diag_indices_from(gram)] += config.l2_lambda
-    inverse_upper = _spd_inverse_upper(gram)
-    diagonal = inverse_upper.diagonal().copy()
-    block = _rows_per_block(len(head))
+    inverse = _spd_inverse(gram)
+    diagonal = inverse.diagonal().copy()
+    block = max(1, DENSE_BLOCK_BYTES // (4 * len(head)))
     masses = []
     for start in range(0, len(head), block):
         stop = min(start + block, len(head))
-        rows = -_symmetric_rows(inverse_upper, start, stop) / diagonal
+        rows = inverse[start:stop] / -diagonal
         rows[np.arange(stop - start), np.arange(start, stop)] = 0.0
         rows *= debias[head]
-        top, values = _top_positive(rows, config.neighbours_per_item)
-        _store(head[start:stop], head[top], values, index, weight)
+        top, values = dense_rows_top_k(rows, config.neighbours_per_item)
+        store_rows(table, head[start:stop], np.where(top >= 0, head[top], -1), values)
         masses.append(values.sum(axis=1))
     return float(np.median(np.concatenate(masses)))
 
 
-def _spd_inverse_upper(gram: np.ndarray) -> np.ndarray:
-    """The inverse of a symmetric positive definite matrix, in place; only its upper triangle is valid."""
-    factor, info = lapack.dpotrf(gram.T, lower=False, overwrite_a=True, clean=False)
+def _dense_gram(sub: sp.csr_matrix) -> np.ndarray:
+    """sub.T @ sub as a dense float32 array, computed a block of rows at a time (no sparse h x h)."""
+    width = sub.shape[1]
+    gram = np.empty((width, width), dtype=np.float32)
+    by_item = sub.T.tocsr()
+    block = max(1, DENSE_BLOCK_BYTES // (4 * width))
+    for start in range(0, width, block):
+        gram[start:start + block] = (by_item[start:start + block] @ sub).toarray()
+    return gram
+
+
+def _spd_inverse(gram: np.ndarray) -> np.ndarray:
+    """The inverse of a symmetric positive definite float32 matrix, computed in place and symmetric."""
+    # gram is symmetric, so its transpose (Fortran order, no copy) is the same matrix for LAPACK.
+    factor, info = lapack.spotrf(gram.T, lower=False, overwrite_a=True, clean=False)
     if info != 0:
         raise np.linalg.LinAlgError(f"Cholesky failed ({info}); raise l2_lambda")
-    inverse, info = lapack.dpotri(factor, lower=False, overwrite_c=True)
+    inverse, info = lapack.spotri(factor, lower=False, overwrite_c=True)
     if info != 0:
         raise np.linalg.LinAlgError(f"inverse failed ({info})")
-    return inverse
+    lower = inverse.T  # C order again; LAPACK's upper triangle is this view's lower one
+    _mirror_lower(lower)
+    return lower
 
 
-def _symmetric_rows(upper: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """Rows start:stop of the symmetric matrix whose upper triangle `upper` holds."""
-    columns = np.arange(upper.shape[1])[None, :]
-    rows = np.arange(start, stop)[:, None]
-    return np.where(columns >= rows, upper[start:stop, :], upper[:, start:stop].T)
+def _mirror_lower(a: np.ndarray, block: int = 1024) -> None:
+    """Copy the lower triangle of a square array onto its upper one, in place, a block at a time."""
+    n = a.shape[0]
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        diagonal = a[start:stop, start:stop]
+        diagonal[np.triu_indices(stop - start, 1)] = diagonal.T[np.triu_indices(stop - start, 1)]
+        a[start:stop, stop:] = a[stop:, start:stop].T
 
 
-def _cosine_mass(matrix: sp.csr_matrix, head: np.ndarray, debias: np.ndarray, config: NeighbourConfig) -> float:
-    """Median row mass of cosine rows over a sample of the head, to put tail rows on EASE's scale."""
-    sample_size = min(len(head), CALIBRATION_SAMPLE)
-    sample = np.sort(np.random.default_rng(0).choice(head, size=sample_size, replace=False))
-    masses = [_top_positive(rows, config.neighbours_per_item)[1].sum(axis=1)
-              for _, rows in _cosine_blocks(matrix, sample, debias, config.cosine_shrink)]
-    return float(np.median(np.concatenate(masses))) or 1.0
+class _Cosine:
+    """Shrunk cosine rows of items against every item, self excluded, columns debiased, in sparse blocks."""
 
+    def __init__(self, matrix: sp.csr_matrix, debias: np.ndarray, shrink: float):
+        self.matrix = matrix
+        self.by_item = matrix.T.tocsr()
+        self.norms = np.sqrt(np.bincount(matrix.indices, matrix.data.astype(np.float64) ** 2,
+                                         minlength=matrix.shape[1])).astype(np.float32)
+        self.debias = debias
+        self.shrink = np.float32(shrink)
+        # An upper bound on each item's row entries: the interactions of everyone who touched it.
+        self.reach = self.by_item @ np.diff(matrix.indptr).astype(np.float64)
 
-def _fill_cosine_rows(matrix: sp.csr_matrix, items: np.ndarray, debias: np.ndarray, config: NeighbourConfig,
-                      scale: float, index: np.ndarray, weight: np.ndarray) -> None:
-    for row_items, rows in _cosine_blocks(matrix, items, debias, config.cosine_shrink):
-        top, values = _top_positive(rows * scale, config.neighbours_per_item)
-        _store(row_items, top, values, index, weight)
+    def blocks(self, items: np.ndarray):
+        """(items of the block, their rows as CSR) for consecutive blocks of `items`."""
+        ends = np.cumsum(np.minimum(self.reach[items], self.matrix.shape[1]))
+        start = 0
+        while start < len(items):
+            stop = int(np.searchsorted(ends, (ends[start - 1] if start else 0) + COSINE_BLOCK_NNZ, side="right"))
+            stop = min(max(stop, start + 1), len(items))
+            yield items[start:stop], self.rows(items[start:stop])
+            start = stop
 
+    def rows(self, items: np.ndarray) -> sp.csr_matrix:
+        rows = sp.csr_matrix(self.by_item[items] @ self.matrix)
+        row_of = np.repeat(np.arange(len(items)), np.diff(rows.indptr))
+        rows.data /= self.norms[items][row_of] * self.norms[rows.indices] + self.shrink
+        rows.data *= self.debias[rows.indices]
+        rows.data[rows.indices == items[row_of]] = 0.0
+        return rows
 
-def _cosine_blocks(matrix: sp.csr_matrix, items: np.ndarray, debias: np.ndarray,
-                   shrink: float) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(items of the block, their shrunk-cosine rows against every item, self excluded, debiased)."""
-    by_item = matrix.T.tocsr()
-    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=0)).ravel())
-    block = _rows_per_block(matrix.shape[1])
-    for start in range(0, len(items), block):
-        row_items = items[start:start + block]
-        rows = (by_item[row_items] @ matrix).toarray()
-        rows /= norms[row_items, None] * norms[None, :] + shrink
-        rows[np.arange(len(row_items)), row_items] = 0.0
-        yield row_items, rows * debias
-
-
-def _top_positive(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Column indices and values of each row's top k, descending; values <= 0 become 0."""
-    k = min(k, rows.shape[1])
-    top = np.argpartition(-rows, k - 1, axis=1)[:, :k]
-    values = np.take_along_axis(rows, top, axis=1)
-    order = np.argsort(-values, axis=1, kind="stable")
-    return np.take_along_axis(top, order, axis=1), np.maximum(np.take_along_axis(values, order, axis=1), 0.0)
-
-
-def _store(row_items: np.ndarray, columns: np.ndarray, values: np.ndarray,
-           index: np.ndarray, weight: np.ndarray) -> None:
-    k = columns.shape[1]
-    index[row_items, :k] = np.where(values > 0, columns, -1)
-    weight[row_items, :k] = values
-
-
-def _rows_per_block(width: int) -> int:
-    return max(1, BLOCK_BYTES // (8 * width))
+    def median_mass(self, head: np.ndarray, k: int) -> float:
+        """Median row mass of cosine rows over a sample of the head, to put tail rows on EASE's scale."""
+        sample = np.sort(np.random.default_rng(0).choice(head, size=min(len(head), CALIBRATION_SAMPLE),
+                                                         replace=False))
+        masses = [sparse_rows_top_k(rows, k)[1].sum(axis=1) for _, rows in self.blocks(sample)]
+        return float(np.median(np.concatenate(masses))) or 1.0
