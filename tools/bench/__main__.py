@@ -11,7 +11,7 @@ from pathlib import Path
 from tools.bench import results
 
 # In the order `make bench` runs them; each is the module tools/bench/<name>.py.
-PARTS = ("gateway",)
+PARTS = ("gateway", "trainer")
 
 
 def main() -> None:
