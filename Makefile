@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
 TORCH_INDEX_URL ?=
 DATA_DIR ?= ../shared/data/movielens-small
 
-.PHONY: install test unit migrate up down ps logs demo bench eval train clean
+.PHONY: install test unit migrate up down ps logs demo bench eval train clean images-offline test-docker
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,16 +40,27 @@ clean:
 
 # The stack: containers where a Docker engine answers, else the native stack (tools/stack.py:
 # embedded PostgreSQL, the local RabbitMQ, services in the background, state under RUN_DIR).
-STACK_MODE ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo native)
+# STACK_MODE=docker|native overrides; `make up` and `make ps` say which mode and why first.
+ifneq ($(filter environment command line,$(origin STACK_MODE)),)
+STACK_MODE_WHY := STACK_MODE=$(STACK_MODE) was given
+else
+STACK_MODE := $(shell docker info >/dev/null 2>&1 && echo docker || echo native)
+STACK_MODE_WHY := $(if $(filter docker,$(STACK_MODE)),a Docker engine answers docker info (STACK_MODE=native picks the native stack),no Docker engine answers docker info (STACK_MODE=docker needs one))
+endif
+ifeq ($(filter docker native,$(STACK_MODE)),)
+$(error STACK_MODE is "$(STACK_MODE)": use docker or native)
+endif
 COMPOSE ?= docker compose
+STACK_SAYS = @echo "make $@: $(STACK_MODE) mode: $(STACK_MODE_WHY)"
 
 up: $(STAMP)
+	$(STACK_SAYS)
 ifeq ($(STACK_MODE),docker)
-	$(COMPOSE) up -d --build --wait
+	@$(COMPOSE) up -d --build --wait || { echo "make up: docker compose failed; where Docker Hub cannot be reached, make images-offline builds the base images locally"; exit 1; }
 	@if [ "$$($(COMPOSE) exec -T postgres psql -U recommender -d recommender -tAc 'SELECT count(*) FROM products')" = 0 ]; then \
 		env API_URL=http://127.0.0.1:$${API_PORT:-8383} INGEST_URL=http://127.0.0.1:$${INGEST_PORT:-8384} \
 		$(MAKE) --no-print-directory demo; fi
-	@echo "api http://127.0.0.1:$${API_PORT:-8383}  ingest http://127.0.0.1:$${INGEST_PORT:-8384}  rabbitmq http://127.0.0.1:15672"
+	@echo "api http://127.0.0.1:$${API_PORT:-8383}  ingest http://127.0.0.1:$${INGEST_PORT:-8384}  rabbitmq http://127.0.0.1:$${RABBITMQ_UI_PORT:-15672}"
 else
 	$(PY) -m tools.stack up
 	@if $(PY) -m tools.stack empty; then env $$($(PY) -m tools.stack env) $(MAKE) --no-print-directory demo; fi
@@ -63,8 +74,9 @@ else
 endif
 
 ps:
+	$(STACK_SAYS)
 ifeq ($(STACK_MODE),docker)
-	$(COMPOSE) ps
+	@$(COMPOSE) ps
 else
 	@$(PY) -m tools.stack ps
 endif
@@ -75,6 +87,16 @@ ifeq ($(STACK_MODE),docker)
 else
 	@$(PY) -m tools.stack logs
 endif
+
+# Local stand-ins for the upstream images the compose file and Dockerfiles name, built from Debian
+# packages, for machines that cannot reach Docker Hub (tools/dockerhost.py, deploy/offline/).
+images-offline: $(STAMP)
+	$(PY) -m tools.dockerhost images
+
+# The Docker stack for real, on its own project name and ports: builds, make up, scale, a killed
+# worker, make down and up again (tests/docker/stack_check.py). Not part of `make test`.
+test-docker: $(STAMP)
+	$(PY) -m tests.docker.stack_check
 
 # The demo catalogue (about 100 films, a few users) through the running ingest service; idempotent.
 demo: $(STAMP)
