@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,24 +57,44 @@ def apt_install(*packages: str) -> None:
 
 # --- the engine -------------------------------------------------------------------------------
 
-def ensure_engine(timeout_s: float = 60) -> None:
+def ensure_engine(timeout_s: float = 60) -> subprocess.Popen | None:
+    """Make sure a Docker engine answers; return the `dockerd` started here, if one was."""
     if answers("docker", "info"):
-        return
+        return None
     if not shutil.which("dockerd"):
         print("dockerd is not installed: installing Debian's docker.io", flush=True)
         apt_install("docker.io")
     if answers("docker", "info"):
-        return
+        return None
     if os.geteuid() != 0:
         raise Missing("no Docker engine answers and dockerd needs root to start: start it (sudo dockerd &)")
-    print(f"starting dockerd (log: {DOCKERD_LOG})", flush=True)
+    # On the socket DOCKER_HOST names, where it names one: the CLI and compose look there.
+    host = os.environ.get("DOCKER_HOST", "")
+    listen = ["-H", host] if host.startswith("unix://") else []
+    print(f"starting dockerd {' '.join(listen)} (log: {DOCKERD_LOG})", flush=True)
     with DOCKERD_LOG.open("ab") as log:
-        subprocess.Popen(["dockerd"], stdout=log, stderr=log, start_new_session=True)
+        dockerd = subprocess.Popen(["dockerd", *listen], stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + timeout_s
     while not answers("docker", "info"):
-        if time.monotonic() > deadline:
-            raise Missing(f"dockerd did not answer within {timeout_s:.0f} s; see {DOCKERD_LOG}")
+        if dockerd.poll() is not None or time.monotonic() > deadline:
+            raise Missing(f"dockerd did not start: {_last_line(DOCKERD_LOG)} (log: {DOCKERD_LOG})")
         time.sleep(0.5)
+    return dockerd
+
+
+def stop_engine(dockerd: subprocess.Popen, timeout_s: float = 60) -> None:
+    """Stop a `dockerd` that ensure_engine started (its containers stop with it)."""
+    dockerd.terminate()
+    try:
+        dockerd.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        dockerd.kill()
+        dockerd.wait()
+
+
+def _last_line(path: Path) -> str:
+    lines = path.read_text(errors="replace").strip().splitlines() if path.exists() else []
+    return lines[-1] if lines else "no output"
 
 
 def compose_version() -> str | None:
@@ -117,6 +138,11 @@ def import_rootfs(root: Path, name: str) -> None:
         for item in (root / cache).glob("*"):
             if item.is_file():
                 item.unlink()
+    for folder in ("usr/share/man", "usr/share/info", "usr/share/locale"):
+        shutil.rmtree(root / folder, ignore_errors=True)
+    for doc in (root / "usr/share/doc").glob("*/*"):
+        if doc.name != "copyright":
+            shutil.rmtree(doc) if doc.is_dir() and not doc.is_symlink() else doc.unlink()
     tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
     sh("docker", "import", "--change", 'CMD ["bash"]', "-", name, stdin=tar.stdout, stdout=subprocess.DEVNULL)
     if tar.wait() != 0:
@@ -244,12 +270,19 @@ RECIPE_OF = {"python": build_python, "pgvector/pgvector": build_pgvector, "rabbi
 
 
 def build_standins(missing_only: bool) -> None:
+    wanted = []
     for tag in upstream_images():
         repository = tag.split(":")[0]
         if repository not in RECIPE_OF:
             raise Missing(f"{tag}: no offline recipe for this image in {RECIPES.relative_to(ROOT)}")
-        if missing_only and (image_exists(tag) or answers("docker", "pull", "-q", tag)):
-            continue
+        if not (missing_only and (image_exists(tag) or answers("docker", "pull", "-q", tag))):
+            wanted.append(tag)
+    suites = {PYTHON_SUITES.get(tag.split(":")[1][:4], "bookworm") if tag.startswith("python:") else "trixie"
+              for tag in wanted}
+    with ThreadPoolExecutor() as pool:  # the root file systems download at once
+        list(pool.map(ensure_base, sorted(suites)))
+    for tag in wanted:
+        repository = tag.split(":")[0]
         started = time.monotonic()
         RECIPE_OF[repository](tag)
         size_mb = int(subprocess.run(["docker", "image", "inspect", "-f", "{{.Size}}", tag], capture_output=True,
@@ -263,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--missing-only", action="store_true", help="keep images that are present or pullable")
     args = parser.parse_args(argv)
     try:
-        ensure_engine()
+        ensure_engine()  # left running: `make up` in Docker mode comes next
         ensure_compose()
         if args.command == "images":
             build_standins(args.missing_only)

@@ -178,13 +178,13 @@ def image_sizes(env: dict) -> dict[str, int]:
     return sizes
 
 
-def checks(env: dict) -> None:
+def checks(env: dict, started: list) -> None:
     stack = Stack(env)
     demo = demo_data()
     user = demo["users"][0]
 
     with step("docker engine and compose v2"):
-        dockerhost.ensure_engine()
+        started.append(dockerhost.ensure_engine())
         dockerhost.ensure_compose()
     with step("base images (stand-ins where Docker Hub cannot be reached)"):
         dockerhost.build_standins(missing_only=True)
@@ -262,14 +262,18 @@ def main() -> int:
     print(f"compose project {PROJECT}: api {env['API_PORT']}, ingest {env['INGEST_PORT']},"
           f" RabbitMQ management {env['RABBITMQ_UI_PORT']} on 127.0.0.1", flush=True)
     failed = None
+    started: list = []
     try:
-        checks(env)
+        checks(env, started)
     except (CheckFailed, subprocess.CalledProcessError, SystemExit) as error:
         failed = error
     finally:
         if os.environ.get("KEEP_STACK") != "1" and dockerhost.answers("docker", "info"):
             subprocess.run(["docker", "compose", "down", "--volumes", "--remove-orphans"], cwd=ROOT, env=env,
                            capture_output=True)
+            if started and started[0] is not None:
+                print("stopping the dockerd this run started (the images stay)", flush=True)
+                dockerhost.stop_engine(started[0])
     print("\nstep times:")
     for name, seconds in TIMES:
         print(f"  {seconds:7.1f} s  {name}")

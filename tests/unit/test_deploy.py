@@ -141,3 +141,33 @@ def test_env_example_documents_every_setting():
     keys = {name.upper() for cls in (Settings, IngestSettings, ApiSettings, EmbedderSettings, TrainerSettings)
             for name in cls.model_fields}
     assert keys - documented == set()
+
+
+def test_every_upstream_image_has_an_offline_stand_in():
+    from tools import dockerhost
+
+    images = dockerhost.upstream_images()
+    assert "python:3.11-slim-bookworm" in images and len(images) == 3
+    assert {image.split(":")[0] for image in images} == dockerhost.RECIPE_OF.keys()
+
+
+@pytest.mark.parametrize(("docker_exit", "given", "says"), [
+    (0, None, "make ps: docker mode: a Docker engine answers docker info"),
+    (1, None, "make ps: native mode: no Docker engine answers docker info"),
+    (0, "native", "make ps: native mode: STACK_MODE=native was given"),
+])
+def test_make_says_which_mode_it_chose_and_why(tmp_path: Path, docker_exit: int, given: str | None, says: str):
+    fake = tmp_path / "docker"
+    fake.write_text(f"#!/bin/sh\nexit {docker_exit}\n")
+    fake.chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", **({"STACK_MODE": given} if given else {})}
+    result = subprocess.run(["make", "-n", "--no-print-directory", "ps"], cwd=ROOT, env=env, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0].startswith(f'echo "{says}')
+
+
+def test_make_refuses_an_unknown_stack_mode():
+    result = subprocess.run(["make", "-n", "ps"], cwd=ROOT, env={"PATH": "/usr/bin:/bin", "STACK_MODE": "k8s"},
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and 'STACK_MODE is "k8s": use docker or native' in result.stderr
