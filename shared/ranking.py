@@ -1,27 +1,27 @@
-"""Request-time ranking, pure: history weights, collaborative scores, the blend, MMR.
+"""Request-time ranking, pure: one candidate type, collaborative scores, the blend, MMR.
 
-The api fetches from PostgreSQL what these functions take as plain dicts: the history's weights
-(`shared.interactions`), the item-neighbour rows of the user's history products, content scores, popularity scores in [0, 1] and, for MMR, the
-candidates' unit vectors. Nothing here does I/O. Defaults were set with `make eval` (EVAL.md).
+The api fetches from PostgreSQL what these functions take: the history's weights
+(`shared.interactions`), the neighbour rows of its products as numpy arrays, the content ranking,
+popularity in [0, 1] and, for MMR, the candidates' vectors. Nothing here does I/O. Defaults were
+set with `make eval` (EVAL.md).
 """
-import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
+CONTENT = "content"  # resembles a liked product (`because`)
+SIMILAR = "similar"  # people who liked `because` also liked it
+NEXT = "next"  # people went on to it after `because`
 POPULAR = "popular"
 
-# candidate product -> (score, the history product that contributed most)
-Scored = dict[str, tuple[float, str]]
 
-
-class Recommendation(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Candidate:
     product_id: str
     score: float
-    reason: str  # "collaborative", "content" or "popular"
-    because: str | None  # the history product behind a collaborative or content reason
+    source: str  # CONTENT, SIMILAR, NEXT or POPULAR
+    because: str | None = None  # the history product behind the source, where there is one
 
 
 @dataclass(frozen=True)
@@ -31,65 +31,65 @@ class BlendWeights:
     popularity: float = 0.1
 
 
-def collaborative_scores(weights: Mapping[str, float],
-                         neighbours: Mapping[str, Sequence[tuple[str, float]]]) -> Scored:
-    """score(j) = sum over history products h of weights[h] * neighbour_weight(h, j)."""
-    totals: dict[str, float] = {}
-    best: dict[str, tuple[float, str]] = {}
-    for history_id, weight in weights.items():
-        if weight == 0:
-            continue
-        for candidate, neighbour_weight in neighbours.get(history_id, ()):
-            part = weight * neighbour_weight
-            totals[candidate] = totals.get(candidate, 0.0) + part
-            if part > best.get(candidate, (-math.inf, ""))[0]:
-                best[candidate] = (part, history_id)
-    return {candidate: (total, best[candidate][1]) for candidate, total in totals.items()}
+def collaborative_scores(row_ids: Sequence[str], row_weight: np.ndarray, row: np.ndarray, neighbour: np.ndarray,
+                         weight: np.ndarray, source: str) -> list[Candidate]:
+    """score(j) = sum over history rows h of row_weight[h] * weight(h, j), from flattened neighbour
+    rows (pair i: row `row[i]` to `neighbour[i]` with `weight[i]`); `because` is the history product
+    that contributed most (a negative total: what fans of a disliked product like). Best first."""
+    parts = np.asarray(row_weight, dtype=np.float64)[row] * weight
+    keep = parts != 0
+    if not keep.any():
+        return []
+    parts, rows = parts[keep], row[keep]
+    ids, codes = np.unique(neighbour[keep], return_inverse=True)
+    totals = np.bincount(codes, weights=parts, minlength=len(ids))
+    order = np.lexsort((-parts, codes))  # per candidate, the largest part first
+    first = order[np.r_[0, np.flatnonzero(np.diff(codes[order])) + 1]]
+    because = np.empty(len(ids), dtype=np.int64)
+    because[codes[first]] = rows[first]
+    ranked = np.lexsort((ids, -totals))
+    return [Candidate(str(ids[i]), float(totals[i]), source, row_ids[because[i]]) for i in ranked]
 
 
-def blend(collaborative: Scored, content: Scored, popularity: Mapping[str, float],
-          exclude: Collection[str], k: int, weights: BlendWeights = BlendWeights()) -> list[Recommendation]:
-    """The top `k` candidates not in `exclude` by the weighted sum of collaborative score / its
-    largest value among the candidates, content score and popularity (already in [0, 1]).
-
-    Candidates are the union of the three inputs; pass popularity for the collaborative and content
-    candidates as well as for the top popular products, which keep cold users served."""
+def blend(parts: Sequence[tuple[float, Sequence[Candidate]]], popularity: Mapping[str, float],
+          popularity_weight: float, exclude: Collection[str], k: int) -> list[Candidate]:
+    """The top `k` candidates not in `exclude` by sum_i weight_i * score_i / (largest score_i among
+    the candidates) + popularity_weight * popularity (in [0, 1]); each keeps the source and reason
+    of its largest term (popular when that is popularity or nothing is positive). Candidates are the union of the parts
+    and `popularity` (pass the most popular products there too: they keep cold users served)."""
     excluded = set(exclude)
-    candidates = (collaborative.keys() | content.keys() | popularity.keys()) - excluded
-    top_collaborative = max((collaborative[c][0] for c in candidates if c in collaborative), default=0.0)
-    collaborative_scale = weights.collaborative / top_collaborative if top_collaborative > 0 else 0.0
-    ranked = [_recommendation(c, collaborative, content, popularity, collaborative_scale, weights)
-              for c in candidates]
-    ranked.sort(key=lambda r: (-r.score, r.product_id))
-    return ranked[:k]
+    totals: dict[str, float] = {}
+    best: dict[str, tuple[float, str, str | None]] = {}
+    for weight, candidates in parts:
+        kept = [c for c in candidates if c.product_id not in excluded]
+        top = max((c.score for c in kept), default=0.0)
+        if top <= 0 or weight == 0:
+            continue
+        for c in kept:
+            term = weight * c.score / top
+            totals[c.product_id] = totals.get(c.product_id, 0.0) + term
+            if term > best.get(c.product_id, (0.0,))[0]:
+                best[c.product_id] = (term, c.source, c.because)
+    for product_id, score in popularity.items():
+        if product_id not in excluded:
+            term = popularity_weight * score
+            totals[product_id] = totals.get(product_id, 0.0) + term
+            if term > best.get(product_id, (0.0,))[0]:
+                best.pop(product_id, None)
+    ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:k]
+    return [Candidate(pid, score, *best.get(pid, (0.0, POPULAR, None))[1:]) for pid, score in ranked]
 
 
-def _recommendation(candidate: str, collaborative: Scored, content: Scored, popularity: Mapping[str, float],
-                    collaborative_scale: float, weights: BlendWeights) -> Recommendation:
-    collaborative_score, collaborative_from = collaborative.get(candidate, (0.0, ""))
-    content_score, content_from = content.get(candidate, (0.0, ""))
-    parts = {
-        "collaborative": (collaborative_scale * collaborative_score, collaborative_from),
-        "content": (weights.content * content_score, content_from),
-        POPULAR: (weights.popularity * popularity.get(candidate, 0.0), None),
-    }
-    reason = max(parts, key=lambda name: parts[name][0])
-    if parts[reason][0] <= 0:
-        reason = POPULAR
-    total = sum(part for part, _ in parts.values())
-    return Recommendation(candidate, total, reason, parts[reason][1])
-
-
-def mmr_rerank(ranked: Sequence[Recommendation], vectors: Mapping[str, np.ndarray], k: int,
-               diversity: float) -> list[Recommendation]:
+def mmr_rerank(ranked: Sequence[Candidate], vectors: Mapping[str, np.ndarray], k: int,
+               diversity: float) -> list[Candidate]:
     """Greedy maximal marginal relevance over `ranked` (e.g. the blend's top 100): each pick maximises
     (1 - diversity) * relevance - diversity * (largest cosine to the picks so far), relevance being
-    the score min-max scaled to [0, 1]. `vectors` are unit-norm; a missing one counts as dissimilar."""
+    the score min-max scaled to [0, 1]. A missing vector counts as dissimilar to everything."""
     if diversity <= 0 or len(ranked) <= 1:
         return list(ranked[:k])
-    scores = np.array([r.score for r in ranked])
+    scores = np.array([c.score for c in ranked])
     relevance = (scores - scores.min()) / max(scores.max() - scores.min(), 1e-12)
-    similarity = _cosine_matrix([r.product_id for r in ranked], vectors)
+    similarity = _cosine_matrix([c.product_id for c in ranked], vectors)
     closest = np.full(len(ranked), -np.inf)
     available = np.ones(len(ranked), dtype=bool)
     picks: list[int] = []
@@ -109,4 +109,6 @@ def _cosine_matrix(product_ids: Sequence[str], vectors: Mapping[str, np.ndarray]
     for row, product_id in enumerate(product_ids):
         if product_id in vectors:
             matrix[row] = vectors[product_id]
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    matrix /= np.maximum(norms, 1e-12)
     return matrix @ matrix.T

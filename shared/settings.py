@@ -36,6 +36,8 @@ class ApiSettings(Settings):
     host: str = "0.0.0.0"
     port: int = 8383
     ef_search: int = Field(40, ge=1, le=1000)
+    # Several api processes may share one port (SO_REUSEPORT; the kernel spreads connections).
+    reuse_port: bool = False
 
 
 class EmbedderSettings(Settings):

@@ -1,27 +1,27 @@
-"""The collaborative and hybrid strategies: the trainer's neighbour tables applied to the user's
-current history at request time (a new like counts in the very next response), blended with
+"""The collaborative and hybrid rankings, pure: the trainer's neighbour tables applied to the
+user's current history at request time (a new like counts in the very next response), blended with
 content similarity and popularity by `shared.ranking`.
 
-    collaborative(j) = similar(j) / max + NEXT_WEIGHT * next(j) / max
+    collaborative(j) = similar(j) / max + next_weight * next(j) / max
       similar(j) = sum over the SIMILAR_HISTORY latest h of weight(h) * neighbour weight(h, j)  (likes pull, dislikes push)
       next(j)    = sum over the RECENT_ITEMS latest h of recency(h) * follow weight(h, j)
     hybrid(j)    = blend of collaborative, content (the multi-interest content ranking) and popularity
 
 Defaults were set by `make eval` on MovieLens (see EVAL.md).
 """
-import heapq
 from dataclasses import dataclass, field
 
-import asyncpg
+import numpy as np
 
-from services.api.scoring import Scored
 from shared import ranking
 from shared.interactions import ProductWeights
+from shared.ranking import NEXT, SIMILAR, Candidate
 
 NEXT_WEIGHT = 0.4
 RECENT_ITEMS = 10
 SIMILAR_HISTORY = 1000  # the most recent history products the similar table is applied to
-COLLABORATIVE_CANDIDATES = 1000  # the best collaborative candidates that go on to the blend
+NEIGHBOURS_PER_ROW = 200  # of each stored row (the trainer keeps up to 200)
+COLLABORATIVE_CANDIDATES = 300  # the best collaborative candidates that go on to the blend
 POPULAR_CANDIDATES = 200
 
 
@@ -40,102 +40,62 @@ class Tuning:
             name, _, number = part.partition(":")
             if name not in ("collaborative", "content", "popularity", "next"):
                 raise ValueError(f"unknown weight {name!r}; use collaborative, content, popularity, next")
-            values[name] = float(number)
+            try:
+                values[name] = float(number)
+            except ValueError:
+                raise ValueError(f"{name} needs a number, as in {name}:0.5") from None
             if not 0 <= values[name] <= 10:
                 raise ValueError(f"{name} must be between 0 and 10")
         next_weight = values.pop("next", NEXT_WEIGHT)
         return cls(ranking.BlendWeights(**{**ranking.BlendWeights().__dict__, **values}), next_weight)
 
 
-REASON_TYPES = {"similar": "people_also_liked", "next": "people_watched_next", "content": "similar_to"}
-
-
-async def neighbour_rows(conn: asyncpg.Connection, tenant_id: str, similar_ids: list[str],
-                         next_ids: list[str]) -> dict[str, dict[str, list[tuple[str, float]]]]:
-    """kind -> history product -> [(neighbour, weight), ...] from the trainer's tables."""
-    rows = await conn.fetch(
-        "SELECT kind, product_id, neighbor_ids, weights FROM item_neighbors WHERE tenant_id = $1"
-        " AND ((kind = 'similar' AND product_id = ANY($2::text[])) OR (kind = 'next' AND product_id = ANY($3::text[])))",
-        tenant_id, similar_ids, next_ids,
-    )
-    tables: dict[str, dict[str, list[tuple[str, float]]]] = {"similar": {}, "next": {}}
-    for row in rows:
-        tables[row["kind"]][row["product_id"]] = list(zip(row["neighbor_ids"], row["weights"]))
-    return tables
-
-
-def recency_weights(history: ProductWeights, count: int = RECENT_ITEMS) -> dict[str, float]:
+def recency_weights(count: int) -> np.ndarray:
     """The latest `count` distinct products, the newest weighing 1 and halving every count / 2."""
-    return {pid: 0.5 ** (rank / (count / 2)) for rank, pid in enumerate(history.latest(count))}
+    return 0.5 ** (np.arange(count) / (count / 2))
 
 
-def _scaled(scores: ranking.Scored) -> ranking.Scored:
-    top = max((score for score, _ in scores.values()), default=0.0)
-    return {pid: (score / top, because) for pid, (score, because) in scores.items()} if top > 0 else {}
+def _scaled(candidates: list[Candidate]) -> dict[str, Candidate]:
+    top = max((c.score for c in candidates), default=0.0)
+    return {c.product_id: Candidate(c.product_id, c.score / top, c.source, c.because) for c in candidates} \
+        if top > 0 else {}
 
 
-def collaborative(history: ProductWeights, tables: dict, next_weight: float) -> tuple[ranking.Scored, dict[str, str]]:
-    """Collaborative scores and, per candidate, which table contributed most."""
-    weights = dict(zip(history.latest(SIMILAR_HISTORY), history.weights[:SIMILAR_HISTORY].tolist()))
-    similar = _scaled(ranking.collaborative_scores(weights, tables["similar"]))
-    following = _scaled(ranking.collaborative_scores(recency_weights(history), tables["next"]))
-    combined, source = {}, {}
+def collaborative(history: ProductWeights, similar_rows, next_rows, next_weight: float,
+                  limit: int = COLLABORATIVE_CANDIDATES) -> list[Candidate]:
+    """The best `limit` collaborative candidates, each from the table that contributed most.
+    `similar_rows` / `next_rows` are flattened neighbour rows (`store.NeighbourRows`)."""
+    weight_of = history.as_dict()
+    similar = _scaled(ranking.collaborative_scores(
+        similar_rows.row_ids, np.array([weight_of.get(pid, 0.0) for pid in similar_rows.row_ids]),
+        similar_rows.row, similar_rows.neighbour, similar_rows.weight, SIMILAR))
+    rank_of = {pid: rank for rank, pid in enumerate(history.latest(RECENT_ITEMS))}
+    recency = recency_weights(RECENT_ITEMS)
+    following = _scaled(ranking.collaborative_scores(
+        next_rows.row_ids, np.array([recency[rank_of[pid]] if pid in rank_of else 0.0 for pid in next_rows.row_ids]),
+        next_rows.row, next_rows.neighbour, next_rows.weight, NEXT))
+    combined = []
     for pid in similar.keys() | following.keys():
-        s, s_from = similar.get(pid, (0.0, ""))
-        f, f_from = following.get(pid, (0.0, ""))
-        f *= next_weight
-        combined[pid] = (s + f, s_from if s >= f else f_from)
-        source[pid] = "similar" if s >= f else "next"
-    top = heapq.nlargest(COLLABORATIVE_CANDIDATES, combined.items(), key=lambda item: item[1][0])
-    return dict(top), source
+        s = similar.get(pid)
+        f = following.get(pid)
+        s_score, f_score = (s.score if s else 0.0), (f.score * next_weight if f else 0.0)
+        source = s if s_score >= f_score else f
+        combined.append(Candidate(pid, s_score + f_score, source.source, source.because))
+    combined.sort(key=lambda c: (-c.score, c.product_id))
+    return combined[:limit]
 
 
-async def eligible(conn: asyncpg.Connection, tenant_id: str, product_ids: list[str], filters) -> set[str]:
-    rows = await conn.fetch(
-        "SELECT id FROM products WHERE tenant_id = $1 AND id = ANY($2::text[]) AND NOT deleted"
-        " AND ($3::text IS NULL OR genres @> ARRAY[$3::text])"
-        " AND ($4::int IS NULL OR year >= $4) AND ($5::int IS NULL OR year <= $5)",
-        tenant_id, product_ids, filters.genre, filters.year_from, filters.year_to,
-    )
-    return {row["id"] for row in rows}
-
-
-async def popularity(conn: asyncpg.Connection, tenant_id: str, product_ids: list[str]) -> dict[str, float]:
-    """Stored popularity of the given products plus the most popular overall (cold users)."""
-    rows = await conn.fetch(
-        "(SELECT product_id, score FROM product_popularity WHERE tenant_id = $1 AND product_id = ANY($2::text[]))"
-        " UNION (SELECT product_id, score FROM product_popularity WHERE tenant_id = $1 ORDER BY score DESC LIMIT $3)",
-        tenant_id, product_ids, POPULAR_CANDIDATES,
-    )
-    return {row["product_id"]: float(row["score"]) for row in rows}
-
-
-def content_scores(ranked: list[Scored]) -> ranking.Scored:
+def content_by_rank(ranked: list[Candidate]) -> list[Candidate]:
     """The multi-interest content ranking as scores in (0, 1], by rank: the interleaving that keeps
     every interest in the list survives the blend."""
-    return {item.product_id: (1 - rank / len(ranked), item.reasons[0].get("product_id"))
-            for rank, item in enumerate(ranked)}
+    return [Candidate(c.product_id, 1 - rank / len(ranked), c.source, c.because) for rank, c in enumerate(ranked)]
 
 
-def _reasons(recommendation: ranking.Recommendation, source: dict[str, str]) -> list[dict]:
-    if recommendation.reason == ranking.POPULAR or recommendation.because is None:
-        return [{"type": "popular"}]
-    kind = source.get(recommendation.product_id, "similar") if recommendation.reason == "collaborative" else "content"
-    return [{"type": REASON_TYPES[kind], "product_id": recommendation.because}]
-
-
-async def rank(ctx, content_ranked: list[Scored], with_popularity: bool) -> list[Scored]:
-    """Blend the collaborative scores with the content ranking (may be empty) and popularity."""
-    history = ctx.history
-    tenant_id = ctx.settings.tenant_id
-    tables = await neighbour_rows(ctx.conn, tenant_id, history.latest(SIMILAR_HISTORY), history.latest(RECENT_ITEMS))
-    collab, source = collaborative(history, tables, ctx.tuning.next_weight)
-    content = content_scores(content_ranked)
-    pool = sorted(collab.keys() | content.keys())
-    popular = await popularity(ctx.conn, tenant_id, pool) if with_popularity else {}
-    # The content ranking already obeys the filters and exclusions; check only the others.
-    unchecked = (collab.keys() | popular.keys()) - content.keys()
-    allowed = await eligible(ctx.conn, tenant_id, sorted(unchecked), ctx.filters) if unchecked else set()
-    excluded = set(ctx.excluded) | (unchecked - allowed)
-    blended = ranking.blend(collab, content, popular, excluded, ctx.depth, ctx.tuning.blend)
-    return [Scored(r.product_id, r.score, _reasons(r, source)) for r in blended if r.score > 0]
+def blend(collaborative_ranked: list[Candidate], content_ranked: list[Candidate], popularity: dict[str, float],
+          exclude: set[str], depth: int, tuning: Tuning) -> list[Candidate]:
+    """The hybrid: collaborative, content (by rank) and popularity; only what scores above 0."""
+    weights = tuning.blend
+    blended = ranking.blend([(weights.collaborative, collaborative_ranked),
+                             (weights.content, content_by_rank(content_ranked))],
+                            popularity, weights.popularity, exclude, depth)
+    return [c for c in blended if c.score > 0]

@@ -1,4 +1,6 @@
-"""Request parameters: parsed and checked here, a 400 naming the parameter otherwise.
+"""Parameters of the catalogue routes and cursors: a 400 naming the parameter when bad.
+
+Recommendation queries are pydantic models (`query.py`).
 
 Cursors are opaque to clients: base64url JSON that carries the position and a fingerprint of the
 request, so a cursor used with other filters is refused rather than silently wrong.
@@ -10,7 +12,6 @@ import json
 import re
 from collections.abc import Mapping
 
-from services.api.candidates import Filters
 from shared.errors import BadParameter
 from shared.schemas import ID_PATTERN
 
@@ -46,36 +47,6 @@ def genre(params: Mapping, field: str = "genre") -> str | None:
         return None
     if not isinstance(value, str) or not re.fullmatch(GENRE_PATTERN, value):
         raise bad(field, "1-64 characters: letters, digits, spaces and & ' . _ / - (not first)")
-    return value
-
-
-def id_list(value: object, field: str) -> list[str]:
-    """Ids as a comma-separated string or a JSON list (numbers allowed, as the spike's clients send)."""
-    if value is None or value == "":
-        return []
-    items = value.split(",") if isinstance(value, str) else value
-    if (not isinstance(items, list) or len(items) > MAX_EXCLUDE
-            or not all(isinstance(i, str) or (isinstance(i, int) and not isinstance(i, bool)) for i in items)):
-        raise bad(field, f"a list of at most {MAX_EXCLUDE} product ids")
-    ids = [i for i in (str(item).strip() for item in items) if i]
-    if not all(re.fullmatch(ID_PATTERN, i) for i in ids):
-        raise bad(field, "product ids are 1-128 characters: letters, digits and . _ : -")
-    return ids
-
-
-def filters(params: Mapping, prefix: str = "") -> Filters:
-    year_from = integer(params, "year_from", None, 1800, 2200)
-    year_to = integer(params, "year_to", None, 1800, 2200)
-    if year_from is not None and year_to is not None and year_from > year_to:
-        raise bad(f"{prefix}year_to", "must not be before year_from")
-    return Filters(genre(params, f"{prefix}genre"), year_from, year_to,
-                   tuple(id_list(params.get("exclude"), f"{prefix}exclude")))
-
-
-def choice(params: Mapping, name: str, options: Mapping | list, default: str) -> str:
-    value = params.get(name) or default
-    if value not in options:
-        raise bad(name, f"one of {', '.join(sorted(options))}")
     return value
 
 

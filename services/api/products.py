@@ -22,8 +22,12 @@ LIMIT $7
 """
 
 
+PRODUCT_KEYS = ("id", "title", "description", "genres", "year", "metadata", "version", "created_at", "updated_at",
+                "embedding_status")
+
+
 def product_json(row: asyncpg.Record) -> dict:
-    product = {key: row[key] for key in row.keys() if key != "sort_title"}
+    product = {key: row[key] for key in PRODUCT_KEYS}
     product["metadata"] = json.loads(product["metadata"])
     product["genres"] = list(product["genres"])
     for key in ("created_at", "updated_at"):
@@ -70,3 +74,14 @@ async def genres(pool: asyncpg.Pool, tenant_id: str) -> list[dict]:
         tenant_id,
     )
     return [dict(row) for row in rows]
+
+
+async def list_all(pool: asyncpg.Pool, tenant_id: str, limit: int) -> list[dict]:
+    """Live products in id order (the spike's list), with title, description and metadata."""
+    rows = await pool.fetch(
+        "SELECT id, title, description, metadata FROM products WHERE tenant_id = $1 AND NOT deleted"
+        " ORDER BY id LIMIT $2",
+        tenant_id,
+        limit,
+    )
+    return [{**dict(row), "metadata": json.loads(row["metadata"])} for row in rows]

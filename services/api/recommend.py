@@ -1,172 +1,172 @@
-"""Recommendations: a strategy ranks candidates from the history, popularity fills the rest.
+"""Recommendations: a strategy ranks candidates from the history, popularity continues the list.
 
 The list for a request is one fixed ranking: first what the strategy ranked (at most `depth`
 items), then every other eligible product by popularity. Pages are slices of that ranking, so
 page 2 neither repeats nor skips page 1 while the data stays the same.
+
+`recommend` does the round trips (`store`, at most four); everything between them is pure:
+`plan` (what to fetch for the history), `queries` (the nearest-neighbour queries), `rank`.
 """
 import math
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-import asyncpg
+
 import numpy as np
 
-from services.api import candidates, hybrid, products
-from services.api.candidates import Filters
-from services.api.scoring import Scored, find_interests, interest_shares, interleave, score_content
+from services.api import hybrid
+from services.api.scoring import find_interests, interest_shares, interleave, score_content
+from services.api.store import Facts, Filters, Found, Store
 from shared.interactions import History, ProductWeights
-from shared.ranking import mmr_rerank
-from shared.settings import ApiSettings
+from shared.ranking import CONTENT, POPULAR, Candidate, mmr_rerank
 
 CONTENT_DEPTH = 40  # at least this many items ranked by the strategy; popularity continues the list after them
 DEPTH_PER_LIMIT = 4  # ... and four pages' worth
 MAX_HISTORY_VECTORS = 200  # the most heavily weighted history items taken into account
 OVERFETCH = 1.2  # candidates fetched per interest, relative to its share of the depth
-
-
-@dataclass
-class Context:
-    conn: asyncpg.Connection
-    settings: ApiSettings
-    weights: dict[str, float]
-    vectors: dict[str, np.ndarray]
-    excluded: list[str]
-    filters: Filters
-    depth: int
-    history: ProductWeights
-    tuning: hybrid.Tuning
-
-
-Strategy = Callable[[Context], Awaitable[list[Scored]]]
-
-
-async def _nearest(ctx: Context, queries: list[np.ndarray], counts: list[int]) -> list[list[tuple[str, np.ndarray]]]:
-    s = ctx.settings
-    return await candidates.nearest(ctx.conn, s.tenant_id, s.model_name, queries, counts,
-                                    ctx.excluded, ctx.filters)
-
-
-async def content_strategy(ctx: Context) -> list[Scored]:
-    """Multi-interest content: one neighbourhood per interest, scored against every liked item,
-    interleaved so each interest keeps its share of the list."""
-    interests = find_interests(ctx.vectors, ctx.weights)
-    if not interests:
-        return []
-    shares = interest_shares(interests, ctx.vectors, ctx.weights)
-    counts = [math.ceil(ctx.depth * share * OVERFETCH) + 2 for share in shares]
-    found = await _nearest(ctx, [interest.centroid for interest in interests], counts)
-    seen: dict[str, np.ndarray] = {}
-    for items in found:
-        for product_id, vector in items:
-            seen.setdefault(product_id, vector)
-    if not seen:
-        return []
-    ids = list(seen)
-    scored = score_content(ids, np.stack([np.asarray(seen[i], dtype=np.float32) for i in ids]),
-                           ctx.vectors, ctx.weights, interests)
-    return interleave(scored, shares)[: ctx.depth]
-
-
-async def spike_strategy(ctx: Context) -> list[Scored]:
-    """The spike's method, kept for comparison: neighbours of the mean of the liked vectors."""
-    liked = sorted(pid for pid, weight in ctx.weights.items() if weight > 0 and pid in ctx.vectors)
-    if not liked:
-        return []
-    matrix = np.stack([np.asarray(ctx.vectors[pid], dtype=np.float32) for pid in liked])
-    matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-    mean = matrix.mean(axis=0)
-    mean /= max(float(np.linalg.norm(mean)), 1e-12)
-    [found] = await _nearest(ctx, [mean], [ctx.depth])
-    scored = []
-    for product_id, vector in found:
-        vector = np.asarray(vector, dtype=np.float32)
-        vector /= max(float(np.linalg.norm(vector)), 1e-12)
-        closest = liked[int((matrix @ vector).argmax())]
-        scored.append(Scored(product_id, float(vector @ mean), [{"type": "similar_to", "product_id": closest}]))
-    scored.sort(key=lambda item: (-item.score, item.product_id))
-    return scored
-
-
-async def popular_strategy(ctx: Context) -> list[Scored]:
-    return []  # the popularity continuation is the whole list
-
-
-async def collaborative_strategy(ctx: Context) -> list[Scored]:
-    """The collaborative model alone: people who liked, or went on to watch, what you did."""
-    return await hybrid.rank(ctx, [], with_popularity=False)
-
-
-async def hybrid_strategy(ctx: Context) -> list[Scored]:
-    """The default: collaborative, multi-interest content and popularity, blended."""
-    return await hybrid.rank(ctx, await content_strategy(ctx), with_popularity=True)
-
-
-STRATEGIES: dict[str, Strategy] = {
-    "hybrid": hybrid_strategy,
-    "collaborative": collaborative_strategy,
-    "content": content_strategy,
-    "spike": spike_strategy,
-    "popular": popular_strategy,
-}
+STRATEGIES = ("hybrid", "collaborative", "content", "spike", "popular")
 DEFAULT_STRATEGY = "hybrid"
+USES_CONTENT = {"hybrid", "content", "spike"}
+USES_COLLABORATIVE = {"hybrid", "collaborative"}
 
 
 def ranked_depth(limit: int) -> int:
     return max(CONTENT_DEPTH, DEPTH_PER_LIMIT * limit)
 
 
-@dataclass
+@dataclass(frozen=True)
+class Request:
+    """What one page of recommendations is asked for, once the query is parsed and the tenant known."""
+
+    tenant_id: str
+    model: str
+    strategy: str
+    filters: Filters
+    limit: int
+    offset: int
+    depth: int
+    tuning: hybrid.Tuning = hybrid.Tuning()
+    diversity: float = 0.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    vector_ids: list[str]
+    similar_ids: list[str]
+    next_ids: list[str]
+
+
+def plan(strategy: str, weights: ProductWeights) -> Plan:
+    """Which history products' vectors and neighbour rows the strategy needs."""
+    vector_ids: list[str] = []
+    if strategy in USES_CONTENT:
+        nonzero = np.flatnonzero(weights.weights)
+        heaviest = nonzero[np.argsort(-np.abs(weights.weights[nonzero]), kind="stable")][:MAX_HISTORY_VECTORS]
+        vector_ids = [weights.product_ids[i] for i in heaviest]
+    if strategy not in USES_COLLABORATIVE:
+        return Plan(vector_ids, [], [])
+    return Plan(vector_ids, weights.latest(hybrid.SIMILAR_HISTORY), weights.latest(hybrid.RECENT_ITEMS))
+
+
+@dataclass(frozen=True)
+class Queries:
+    vectors: list[np.ndarray]
+    counts: list[int]
+    interests: list  # scoring.Interest, one per query (content); empty for the spike's single query
+    shares: list[float]
+
+
+def queries(strategy: str, weights: dict[str, float], vectors: dict[str, np.ndarray], depth: int) -> Queries:
+    """The nearest-neighbour queries: one per interest (content, hybrid) or the mean of the likes (spike)."""
+    if strategy == "spike":
+        liked = sorted(pid for pid, w in weights.items() if w > 0 and pid in vectors)
+        if not liked:
+            return Queries([], [], [], [])
+        mean = _units(np.stack([vectors[pid] for pid in liked])).mean(axis=0)
+        return Queries([mean / max(float(np.linalg.norm(mean)), 1e-12)], [depth], [], [])
+    if strategy not in USES_CONTENT:
+        return Queries([], [], [], [])
+    interests = find_interests(vectors, weights)
+    shares = interest_shares(interests, vectors, weights) if interests else []
+    counts = [math.ceil(depth * share * OVERFETCH) + 2 for share in shares]
+    return Queries([interest.centroid for interest in interests], counts, interests, shares)
+
+
+def _units(matrix: np.ndarray) -> np.ndarray:
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+
+
+def content_ranking(strategy: str, q: Queries, weights: dict[str, float], history_vectors: dict[str, np.ndarray],
+                    found: Found, depth: int) -> list[Candidate]:
+    """The content candidates (from the nearest-neighbour rows) ranked: interleaved interests, or
+    for the spike by cosine to the mean of the likes."""
+    ids = list(dict.fromkeys(pid for nearest in found.nearest for pid in nearest))
+    if not ids:
+        return []
+    matrix = np.stack([found.vectors[pid] for pid in ids])
+    if strategy == "spike":
+        liked = sorted(pid for pid, w in weights.items() if w > 0 and pid in history_vectors)
+        units = _units(matrix)
+        closest = (units @ _units(np.stack([history_vectors[pid] for pid in liked])).T).argmax(axis=1)
+        scores = units @ q.vectors[0]
+        ranked = [Candidate(pid, float(scores[i]), CONTENT, liked[closest[i]]) for i, pid in enumerate(ids)]
+        return sorted(ranked, key=lambda c: (-c.score, c.product_id))[:depth]
+    scored, groups = score_content(ids, matrix, history_vectors, weights, q.interests)
+    return interleave(scored, groups, q.shares)[:depth]
+
+
+def rank(request: Request, weights: ProductWeights, facts: Facts, q: Queries, collaborative: list[Candidate],
+         found: Found, excluded: set[str]) -> list[Candidate]:
+    """The strategy's ranking (at most `depth`), before the popularity continuation; MMR if asked."""
+    weight_of = weights.as_dict()
+    content = content_ranking(request.strategy, q, weight_of, facts.vectors, found, request.depth) \
+        if request.strategy in USES_CONTENT else []
+    if request.strategy in USES_COLLABORATIVE:
+        # the content ranking already obeys the filters and exclusions; the rest was checked in `found`
+        failed = {c.product_id for c in collaborative} - found.allowed
+        popularity = found.popularity if request.strategy == "hybrid" else {}
+        ranked = hybrid.blend(collaborative, content, popularity, excluded | failed, request.depth, request.tuning)
+    else:
+        ranked = content
+    if request.diversity > 0 and ranked:
+        ranked = mmr_rerank(ranked, found.vectors, len(ranked), request.diversity)
+    return ranked
+
+
+@dataclass(frozen=True)
 class Page:
-    items: list[dict]
+    items: list[tuple[Candidate, dict]]  # each candidate with its product row
+    reasons: dict  # product id -> row, of the products the reasons name
     more: bool
 
 
-async def recommend(pool: asyncpg.Pool, settings: ApiSettings, history: History | None, filters: Filters,
-                    strategy: str, limit: int, offset: int = 0, depth: int | None = None,
-                    user_id: str | None = None, tuning: hybrid.Tuning = hybrid.Tuning(),
-                    diversity: float = 0.0) -> Page:
-    """One page of the ranking for a history (`history`, or the stored history of `user_id`);
-    history items and `filters.exclude` never appear. Every page of one list must use the same
-    `depth` (the cursor carries it)."""
-    depth = depth or ranked_depth(limit)
-    async with pool.acquire() as conn:
-        if user_id is not None:
-            history = await candidates.history(conn, settings.tenant_id, user_id)
-        product_weights = (history or History.empty()).weights()
-        weights = product_weights.as_dict()
-        heaviest = sorted((pid for pid, w in weights.items() if w != 0), key=lambda pid: -abs(weights[pid]))
-        excluded = sorted(set(weights) | set(filters.exclude))
-        vectors = await candidates.vectors(conn, settings.tenant_id, settings.model_name,
-                                           heaviest[:MAX_HISTORY_VECTORS])
-        ctx = Context(conn, settings, weights, vectors, excluded, filters, depth, product_weights, tuning)
-        ranked = await STRATEGIES[strategy](ctx)
-        if diversity > 0 and ranked:
-            found = await candidates.vectors(conn, settings.tenant_id, settings.model_name,
-                                             [item.product_id for item in ranked])
-            ranked = mmr_rerank(ranked, {pid: v / max(float(np.linalg.norm(v)), 1e-12) for pid, v in found.items()},
-                                len(ranked), diversity)
-        page = ranked[offset: offset + limit]
-        more = len(ranked) > offset + limit
-        if len(page) < limit:
-            need = limit - len(page)
-            filler = await candidates.popular(conn, settings.tenant_id, excluded + [s.product_id for s in ranked],
-                                              filters, max(0, offset - len(ranked)), need + 1)
-            more = len(filler) > need
-            page += [Scored(pid, score, [{"type": "popular"}]) for pid, score in filler[:need]]
-        return Page(await _items(conn, settings, page), more)
-
-
-async def _items(conn: asyncpg.Connection, settings: ApiSettings, page: list[Scored]) -> list[dict]:
-    """The response items: each product in full, its score and reasons naming the history items."""
-    reason_ids = {r["product_id"] for item in page for r in item.reasons if "product_id" in r}
-    found = await products.get_products(conn, settings.tenant_id, settings.model_name,
-                                        [item.product_id for item in page] + sorted(reason_ids))
-    items = []
-    for item in page:
-        if item.product_id not in found:
-            continue  # deleted since it was ranked
-        reasons = [
-            {**r, "title": found[r["product_id"]]["title"]} if r.get("product_id") in found else r
-            for r in item.reasons
-        ]
-        items.append({"product": found[item.product_id], "score": round(item.score, 6), "reasons": reasons})
-    return items
+async def recommend(store: Store, request: Request, user_id: str | None, session: History | None = None) -> Page:
+    """One page of the ranking for the stored history of `user_id` or a `session` history; history
+    items and `filters.exclude` never appear. Every page of one list must use the same `depth`."""
+    start = await store.history(request.tenant_id, user_id)  # round trip 1
+    weights = (session if session is not None else start.history).weights()
+    weight_of = weights.as_dict()
+    excluded = set(weights.product_ids) | set(request.filters.exclude)
+    wanted = plan(request.strategy, weights)
+    facts = await store.facts(request.tenant_id, request.model, wanted.vector_ids, wanted.similar_ids,
+                              wanted.next_ids, hybrid.NEIGHBOURS_PER_ROW)  # round trip 2
+    q = queries(request.strategy, weight_of, facts.vectors, request.depth)
+    collaborative = hybrid.collaborative(weights, facts.similar, facts.next, request.tuning.next_weight) \
+        if request.strategy in USES_COLLABORATIVE else []
+    popular = hybrid.POPULAR_CANDIDATES if request.strategy == "hybrid" else 0
+    found = Found([], set(), [], {}, {})
+    if q.vectors or collaborative or popular:  # round trip 3
+        found = await store.candidates(request.tenant_id, request.model, q.vectors, q.counts,
+                                       sorted(excluded), request.filters, [c.product_id for c in collaborative],
+                                       request.diversity > 0, popular)
+    ranked = rank(request, weights, facts, q, collaborative, found, excluded)
+    page = ranked[request.offset: request.offset + request.limit]
+    need = request.limit - len(page)
+    because = sorted({c.because for c in page if c.because})
+    reaches_end = request.offset + request.limit >= len(ranked)  # then the continuation decides `more`
+    rows, filler = await store.page(  # round trip 4
+        request.tenant_id, request.model, [c.product_id for c in page] + because,
+        sorted(excluded | {c.product_id for c in ranked}), request.filters,
+        max(0, request.offset - len(ranked)), need + 1 if reaches_end else 0, start.live_popularity)
+    more = len(ranked) > request.offset + request.limit or len(filler) > need
+    page += [Candidate(pid, score, POPULAR) for pid, score in filler[:need]]
+    return Page([(c, rows[c.product_id]) for c in page if c.product_id in rows],
+                {pid: rows[pid] for pid in because if pid in rows}, more)

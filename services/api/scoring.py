@@ -1,12 +1,14 @@
-"""Content scoring, pure: history weights, interests, candidate scores with reasons, interleaving.
+"""Content scoring, pure: interests, candidate scores with reasons, interleaving.
 
-No I/O here; `recommend.py` feeds it vectors from PostgreSQL. A later collaborative or hybrid
-scorer plugs in beside `score_content` and returns the same `Scored` items.
+No I/O here; `recommend.py` feeds it the history's weights (`shared.interactions`) and vectors
+from PostgreSQL. Candidates are `shared.ranking.Candidate`s with source CONTENT.
 """
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+
+from shared.ranking import CONTENT, Candidate
 
 MAX_INTERESTS = 5
 MAX_CLUSTERED = 50  # the heaviest liked items are clustered; the rest join the nearest interest
@@ -19,14 +21,6 @@ class Interest:
     members: list[str]
     weight: float
     centroid: np.ndarray
-
-
-@dataclass
-class Scored:
-    product_id: str
-    score: float
-    reasons: list[dict] = field(default_factory=list)
-    group: int = 0  # the interest it was drawn for; interleaving keeps groups in proportion
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
@@ -88,11 +82,12 @@ def interest_shares(interests: list[Interest], vectors: dict[str, np.ndarray],
 
 
 def score_content(candidate_ids: list[str], candidates: np.ndarray, vectors: dict[str, np.ndarray],
-                  weights: dict[str, float], interests: list[Interest]) -> list[Scored]:
+                  weights: dict[str, float], interests: list[Interest]) -> tuple[list[Candidate], list[int]]:
     """Score each candidate by its best match among the liked items (weighted), minus a penalty
-    for resembling a disliked one. The reason names the liked item that contributed most."""
+    for resembling a disliked one; `because` is the liked item that contributed most. Also the
+    interest each candidate belongs to (that liked item's)."""
     if not candidate_ids:
-        return []
+        return [], []
     candidates = candidates / np.maximum(np.linalg.norm(candidates, axis=1, keepdims=True), 1e-12)
     liked = [pid for interest in interests for pid in interest.members]
     group_of = {pid: g for g, interest in enumerate(interests) for pid in interest.members}
@@ -109,18 +104,16 @@ def score_content(candidate_ids: list[str], candidates: np.ndarray, vectors: dic
         strength = np.array([-weights[pid] / worst for pid in disliked], dtype=np.float32)
         penalty = np.clip(candidates @ disliked_matrix.T, 0, None) * strength
         scores = scores - DISLIKE_PENALTY * penalty.max(axis=1)
-    return [
-        Scored(pid, float(scores[i]), [{"type": "similar_to", "product_id": liked[best[i]]}], group_of[liked[best[i]]])
-        for i, pid in enumerate(candidate_ids)
-    ]
+    return ([Candidate(pid, float(scores[i]), CONTENT, liked[best[i]]) for i, pid in enumerate(candidate_ids)],
+            [group_of[liked[best[i]]] for i in range(len(candidate_ids))])
 
 
-def interleave(scored: list[Scored], shares: list[float]) -> list[Scored]:
+def interleave(scored: list[Candidate], groups: list[int], shares: list[float]) -> list[Candidate]:
     """One list from per-interest rankings: each interest fills its share of every prefix of the
     list (item r of an interest with share s sits at (r + 1) / s). Deterministic."""
-    by_group: dict[int, list[Scored]] = {}
-    for item in scored:
-        by_group.setdefault(item.group, []).append(item)
+    by_group: dict[int, list[Candidate]] = {}
+    for item, group in zip(scored, groups):
+        by_group.setdefault(group, []).append(item)
     keyed = []
     for group, items in by_group.items():
         items.sort(key=lambda item: (-item.score, item.product_id))

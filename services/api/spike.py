@@ -3,19 +3,16 @@
 Products carry the spike's fields: `id` (a number when the id is one), `name`, `description`,
 `rating` (the product's `metadata.rating`, or null).
 """
-import json
-import re
+from pydantic import BaseModel, ConfigDict, Field
 
 from aiohttp import web
 
-from services.api import params
-from services.api.candidates import Filters
-from services.api.keys import database_key, settings_key
-from services.api.pages import ranked_page
-from services.api.rec_views import session_history
-from services.api.recommend import DEFAULT_STRATEGY
+from services.api import params, products
+from services.api.keys import database_key, tenant_of
+from services.api.query import Limit, ProductIds, RecommendationQuery, parse
+from services.api.rec_views import ranked_page, session_history
 from shared.http import read_json
-from shared.schemas import ID_PATTERN
+from shared.schemas import ProductId
 
 MAX_PRODUCTS = 10_000  # the spike listed the whole catalogue; this bounds the answer
 
@@ -39,37 +36,39 @@ async def ping(request: web.Request) -> web.Response:
     return web.json_response({"message": "Pong!"})
 
 
+class SpikeUserQuery(BaseModel):
+    users_id: ProductId = Field(description="The user's id (letters, digits and . _ : -).")
+    limit: Limit = 10
+
+
+class SpikeLikedBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    products: ProductIds = Field(description="Liked product ids.")
+    limit: Limit = 10
+
+
 async def list_products(request: web.Request) -> web.Response:
-    rows = await request.app[database_key].require().fetch(
-        "SELECT id, title, description, metadata FROM products WHERE tenant_id = $1 AND NOT deleted"
-        " ORDER BY id LIMIT $2",
-        request.app[settings_key].tenant_id,
-        MAX_PRODUCTS,
-    )
-    return web.json_response([
-        spike_product({"id": r["id"], "title": r["title"], "description": r["description"],
-                       "metadata": json.loads(r["metadata"])})
-        for r in rows
-    ])
+    found = await products.list_all(request.app[database_key].require(), tenant_of(request), MAX_PRODUCTS)
+    return web.json_response([spike_product(product) for product in found])
 
 
 async def user_recommendation(request: web.Request) -> web.Response:
     """`GET /api/products/recommendation?users_id=N`: from that user's whole history."""
-    user_id = request.query.get("users_id", "")
-    if not re.fullmatch(ID_PATTERN, user_id):
-        raise params.bad("users_id", "required: the user's id (letters, digits and . _ : -)")
-    limit = params.limit(request.query)
-    page = await ranked_page(request, None, Filters(), DEFAULT_STRATEGY, limit, None, ("spike-user", user_id), user_id)
+    tenant_id = tenant_of(request)
+    query = parse(SpikeUserQuery, request.query)
+    page = await ranked_page(request, tenant_id, RecommendationQuery(limit=query.limit), ("spike-user", query.users_id),
+                             user_id=query.users_id)
     return web.json_response(_spike_items(page))
 
 
 async def liked_recommendation(request: web.Request) -> web.Response:
     """`POST /api/products/recommendation` with `{"products": [ids]}`: for an ad-hoc liked list."""
+    tenant_id = tenant_of(request)
     body = await read_json(request)
-    if not isinstance(body, dict) or "products" not in body:
+    if not isinstance(body, dict):
         raise params.bad("products", "required: a list of liked product ids")
-    liked = params.id_list(body["products"], "products")
-    limit = params.limit(body)
-    page = await ranked_page(request, session_history(liked, []), Filters(), DEFAULT_STRATEGY, limit, None,
-                             ("spike-liked", sorted(liked)))
+    query = parse(SpikeLikedBody, body)
+    page = await ranked_page(request, tenant_id, RecommendationQuery(limit=query.limit),
+                             ("spike-liked", sorted(query.products)), session=session_history(query.products, []))
     return web.json_response(_spike_items(page))

@@ -2,15 +2,15 @@
 from aiohttp import web
 
 from services.api import params, products
-from services.api.keys import database_key, settings_key
+from services.api.keys import database_key, settings_key, tenant_of
 from shared.errors import NotFound
 
 
 async def get_product(request: web.Request) -> web.Response:
-    settings = request.app[settings_key]
+    tenant_id = tenant_of(request)
     product_id = request.match_info["product_id"]
     pool = request.app[database_key].require()
-    product = await products.get_product(pool, settings.tenant_id, settings.model_name, product_id)
+    product = await products.get_product(pool, tenant_id, request.app[settings_key].model_name, product_id)
     if product is None:
         raise NotFound(f"no product {product_id!r}", [{"field": "id", "problem": "unknown product"}])
     return web.json_response(product)
@@ -18,7 +18,7 @@ async def get_product(request: web.Request) -> web.Response:
 
 async def browse(request: web.Request) -> web.Response:
     """`GET /v1/products?query=&genre=&limit=&cursor=`: title match, in title order."""
-    settings = request.app[settings_key]
+    tenant_id = tenant_of(request)
     query = request.query
     text = query.get("query", "").strip() or None
     if text is not None and len(text) > 200:
@@ -27,12 +27,12 @@ async def browse(request: web.Request) -> web.Response:
     fingerprint = params.fingerprint("browse", text, genre)
     position = params.decode_cursor(query.get("cursor"), fingerprint, {"t": str, "i": str})
     after = (position["t"], position["i"]) if position else None
-    items, next_key = await products.browse(request.app[database_key].require(), settings.tenant_id,
-                                            settings.model_name, text, genre, after, limit)
+    items, next_key = await products.browse(request.app[database_key].require(), tenant_id,
+                                            request.app[settings_key].model_name, text, genre, after, limit)
     next_cursor = params.encode_cursor({"t": next_key[0], "i": next_key[1]}, fingerprint) if next_key else None
     return web.json_response({"items": items, "next_cursor": next_cursor})
 
 
 async def genres(request: web.Request) -> web.Response:
-    found = await products.genres(request.app[database_key].require(), request.app[settings_key].tenant_id)
+    found = await products.genres(request.app[database_key].require(), tenant_of(request))
     return web.json_response({"items": found})

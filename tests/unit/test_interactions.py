@@ -5,11 +5,13 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from services.api.hybrid import collaborative
-from services.api.scoring import find_interests, interest_shares, interleave, score_content
+from services.api.recommend import Request, recommend
+from services.api.scoring import find_interests, interest_shares
+from services.api.store import Filters
 from shared.interactions import History, Interaction, effective_type, popularity, preferences, training_weights
+from tests.unit.fake_store import FakeStore
 
-T0 = datetime(2016, 3, 1, tzinfo=timezone.utc)  # years before any test runs
+T0 = datetime(1995, 3, 1, tzinfo=timezone.utc)  # decades before any test runs
 
 
 def events(*rows: tuple) -> History:
@@ -44,33 +46,40 @@ def test_weights_decay_from_the_users_own_newest_event_not_from_the_clock():
     assert shifted(history, 3650).weights(365).as_dict() == weights
 
 
-def _content_ranking(history: History) -> list[str]:
-    """The content ranking of a fixed candidate set for a history (pure parts of the request path)."""
+def _store(history: History) -> FakeStore:
+    """Westerns along one axis, cartoons along another, a collaborative table for both."""
     rng = np.random.default_rng(0)
     axes = np.eye(8, dtype=np.float32)
-    vectors = {f"w{i}": axes[0] + 0.1 * rng.standard_normal(8).astype(np.float32) for i in range(4)}
-    vectors |= {f"c{i}": axes[1] + 0.1 * rng.standard_normal(8).astype(np.float32) for i in range(2)}
-    weights = history.weights().as_dict()
-    interests = find_interests(vectors, weights)
-    shares = interest_shares(interests, vectors, weights)
-    candidates = [f"x{i}" for i in range(20)]
-    matrix = np.stack([axes[i % 2] + 0.2 * rng.standard_normal(8).astype(np.float32) for i in range(20)])
-    return [item.product_id for item in interleave(score_content(candidates, matrix, vectors, weights, interests), shares)]
+    vectors = {f"w{i}": axes[0] + 0.1 * rng.standard_normal(8) for i in range(30)}
+    vectors |= {f"c{i}": axes[1] + 0.1 * rng.standard_normal(8) for i in range(30)}
+    similar = {"w0": [("w20", 0.5), ("c20", 0.1)], "c0": [("c21", 0.9)]}
+    store = FakeStore(vectors, similar=similar, following={"w3": [("w22", 1.0)]},
+                      popularity={f"c{i}": 0.5 for i in range(10, 15)})
+    store.histories["u"] = [Interaction(str(pid), str(kind), None, datetime.fromtimestamp(t, timezone.utc))
+                            for pid, kind, t in zip(history.product_ids, history.types, history.times_s)]
+    return store
 
 
-def test_a_ranking_does_not_change_when_the_clock_moves_forward_a_year_without_new_events():
-    """Four westerns liked recently, two cartoons long ago. A year later, with nothing new, the
-    same ranking; and the interests keep unequal shares (a clock-based decay made them all equal)."""
+async def _ranking(history: History) -> list[tuple[str, str, str | None]]:
+    page = await recommend(_store(history), Request("t", "m", "hybrid", Filters(), 20, 0, 40), "u")
+    return [(c.product_id, c.source, c.because) for c, _ in page.items]
+
+
+async def test_a_ranking_does_not_change_when_the_clock_moves_forward_a_year_without_new_events():
+    """Four westerns liked recently, two cartoons long ago (the newest event years before today).
+    A year later, with nothing new, the same ranking; and the interests keep unequal shares (a
+    clock-based decay floored every weight and made them all equal)."""
     history = events(*[(f"w{i}", "like", None, 2000 + i) for i in range(4)],
                      *[(f"c{i}", "like", None, i) for i in range(2)])
     a_year_later = shifted(history, -365)  # every event a year older as seen from the clock
-    assert _content_ranking(a_year_later) == _content_ranking(history)
+    ranking = await _ranking(history)
+    assert await _ranking(a_year_later) == ranking
+    top = [pid for pid, source, _ in ranking[:10]]
+    assert sum(pid.startswith("w") for pid in top) > sum(pid.startswith("c") for pid in top)
     weights = history.weights().as_dict()
     vectors = {pid: np.eye(8, dtype=np.float32)[0 if pid.startswith("w") else 1] for pid in weights}
     shares = interest_shares(find_interests(vectors, weights), vectors, weights)
-    assert shares[0] > 2 * shares[1]
-    tables = {"similar": {"w0": [("s1", 0.5)], "c0": [("s2", 0.9)]}, "next": {"w3": [("n1", 1.0)]}}
-    assert collaborative(a_year_later.weights(), tables, 0.4) == collaborative(history.weights(), tables, 0.4)
+    assert shares[0] > 1.5 * shares[1]
 
 
 def test_popularity_counts_positive_evidence_decayed_from_the_newest_event_log_scaled():

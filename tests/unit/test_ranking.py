@@ -1,26 +1,44 @@
 import numpy as np
 
-from shared.ranking import BlendWeights, blend, collaborative_scores, mmr_rerank
+from shared.ranking import CONTENT, POPULAR, SIMILAR, Candidate, blend, collaborative_scores, mmr_rerank
+
+
+def flat(table: dict[str, list[tuple[str, float]]]):
+    rows = list(table)
+    row = np.repeat(np.arange(len(rows)), [len(table[r]) for r in rows])
+    neighbour = np.array([n for r in rows for n, _ in table[r]], dtype=str)
+    weight = np.array([w for r in rows for _, w in table[r]], dtype=np.float32)
+    return rows, row, neighbour, weight
 
 
 def test_collaborative_scores_add_up_and_name_the_biggest_contributor():
-    neighbours = {"a": [("x", 0.5), ("y", 0.1)], "b": [("x", 0.2), ("z", 0.9)]}
-    scores = collaborative_scores({"a": 1.0, "b": -0.5}, neighbours)
-    assert scores["x"][0] == 0.5 - 0.1 and scores["x"][1] == "a"
-    assert scores["z"][0] < 0  # what a disliked product's fans like is pushed down
+    rows, row, neighbour, weight = flat({"a": [("x", 0.5), ("y", 0.1)], "b": [("x", 0.2), ("z", 0.9)]})
+    weights = np.array([1.0, -0.5])  # a liked, b disliked
+    scores = {c.product_id: c for c in collaborative_scores(rows, weights, row, neighbour, weight, SIMILAR)}
+    assert scores["x"].score == np.float32(0.5) - np.float32(0.2) * 0.5 and scores["x"].because == "a"
+    assert scores["z"].score < 0  # what a disliked product's fans like is pushed down
+    assert [c.product_id for c in collaborative_scores(rows, weights, row, neighbour, weight, SIMILAR)] == ["x", "y", "z"]
+    assert collaborative_scores(rows, np.zeros(2), row, neighbour, weight, SIMILAR) == []
 
 
-def test_blend_excludes_ranks_and_falls_back_to_popular_for_cold_users():
-    ranked = blend({"x": (2.0, "a"), "y": (1.0, "a")}, {"w": (1.0, "b")}, {"p": 1.0, "x": 0.0}, {"y"}, k=3,
-                   weights=BlendWeights(collaborative=1, content=0.5, popularity=0.1))
-    assert [r.product_id for r in ranked] == ["x", "w", "p"]
-    assert [r.reason for r in ranked] == ["collaborative", "content", "popular"]
-    cold = blend({}, {}, {"p": 1.0, "q": 0.5}, set(), k=2)
-    assert [(r.product_id, r.reason) for r in cold] == [("p", "popular"), ("q", "popular")]
+def test_blend_excludes_ranks_keeps_the_biggest_terms_reason_and_falls_back_to_popular():
+    collaborative = [Candidate("x", 2.0, SIMILAR, "a"), Candidate("y", 1.0, SIMILAR, "a")]
+    content = [Candidate("w", 1.0, CONTENT, "b")]
+    ranked = blend([(1.0, collaborative), (0.5, content)], {"p": 1.0, "x": 0.0}, 0.1, {"y"}, k=3)
+    assert [(c.product_id, c.source, c.because) for c in ranked] == [("x", SIMILAR, "a"), ("w", CONTENT, "b"),
+                                                                     ("p", POPULAR, None)]
+    cold = blend([], {"p": 1.0, "q": 0.5}, 0.1, set(), k=2)
+    assert [(c.product_id, c.source) for c in cold] == [("p", POPULAR), ("q", POPULAR)]
+
+
+def test_blend_scales_each_part_by_its_best_remaining_candidate():
+    ranked = blend([(1.0, [Candidate("gone", 10.0, SIMILAR, "a"), Candidate("x", 2.0, SIMILAR, "a")])], {}, 0.1,
+                   {"gone"}, k=1)
+    assert ranked[0].score == 1.0
 
 
 def test_mmr_with_diversity_breaks_up_near_duplicates():
-    ranked = blend({"a": (1.0, "h"), "a2": (0.99, "h"), "b": (0.9, "h")}, {}, {}, set(), k=3)
-    vectors = {"a": np.array([1.0, 0.0]), "a2": np.array([1.0, 0.0]), "b": np.array([0.0, 1.0])}
-    assert [r.product_id for r in mmr_rerank(ranked, vectors, 3, diversity=0.0)] == ["a", "a2", "b"]
-    assert [r.product_id for r in mmr_rerank(ranked, vectors, 3, diversity=0.5)] == ["a", "b", "a2"]
+    ranked = [Candidate("a", 1.0, SIMILAR), Candidate("a2", 0.99, SIMILAR), Candidate("b", 0.9, SIMILAR)]
+    vectors = {"a": np.array([1.0, 0.0]), "a2": np.array([2.0, 0.0]), "b": np.array([0.0, 1.0])}
+    assert [c.product_id for c in mmr_rerank(ranked, vectors, 3, diversity=0.0)] == ["a", "a2", "b"]
+    assert [c.product_id for c in mmr_rerank(ranked, vectors, 3, diversity=0.5)] == ["a", "b", "a2"]

@@ -3,7 +3,7 @@ import pytest
 from pgvector import Vector
 
 from services.api.app import query_settings
-from services.api.candidates import INDEXED_ORDER, NEAREST
+from services.api.store import Filters, explain_nearest
 from shared.settings import ApiSettings
 
 pytestmark = pytest.mark.e2e
@@ -97,7 +97,6 @@ async def test_candidate_query_is_answered_from_the_hnsw_index(pool, demo_tenant
     async with pool.acquire() as conn, conn.transaction():
         for name, value in {**query_settings(settings), "enable_seqscan": "off", "enable_sort": "off"}.items():
             await conn.execute("SELECT set_config($1, $2, true)", name, value)
-        rows = await conn.fetch("EXPLAIN " + NEAREST.format(order=INDEXED_ORDER), demo_tenant.id, settings.model_name,
-                                [Vector(vector.to_list())], [10], [], "Western", None, None)
-    plan = "\n".join(row[0] for row in rows)
+        plan = await explain_nearest(conn, demo_tenant.id, settings.model_name, vector.to_numpy(), 10,
+                                     Filters(genre="Western"))
     assert "Index Scan using product_vectors_embedding_idx" in plan, plan

@@ -1,0 +1,261 @@
+"""Every SQL statement of the recommendation request path, and the decoding of its rows.
+
+A personal recommendation takes at most four round trips (README, "Round trips"):
+  1. `history`     the user's interactions as arrays (numpy decodes them), whether the tenant has a
+                   trained popularity table and, only if not, the tenant's newest interactions for
+                   live popularity;
+  2. `facts`       the vectors of the heaviest history products and the neighbour rows of the
+                   latest ones;
+  3. `candidates`  the nearest live products of each interest from the HNSW index (with their
+                   vectors, kept for MMR), whether the collaborative candidates pass the filters, the
+                   most popular products, all with their trained popularity;
+  4. `page`        the page's products (and the products its reasons name), with the popularity
+                   continuation after the ranked part when the page reaches it.
+Plus one more, only when a filter is so selective that the index scan stops early: the same
+nearest-neighbour query, exactly. The filters (deleted, exclusions, genre, years) are written once,
+in `_filter`.
+"""
+from dataclasses import dataclass, field
+
+import asyncpg
+import numpy as np
+from pgvector import Vector
+
+from services.api.products import PRODUCT_COLUMNS
+from shared.interactions import History, popularity, training_weights
+
+LIVE_POPULARITY_EVENTS = 50_000  # before a tenant's first training run: popularity of its newest interactions
+
+
+@dataclass(frozen=True)
+class Filters:
+    genre: str | None = None
+    year_from: int | None = None
+    year_to: int | None = None
+    exclude: tuple[str, ...] = ()
+
+
+def _filter(first: int, alias: str = "p") -> str:
+    """Live products passing the filters; parameters $first .. $first+3: excluded ids, genre, years."""
+    e, g, f, t = first, first + 1, first + 2, first + 3
+    return (f"NOT {alias}.deleted AND {alias}.id <> ALL(${e}::text[])"
+            f" AND (${g}::text IS NULL OR {alias}.genres @> ARRAY[${g}::text])"
+            f" AND (${f}::int IS NULL OR {alias}.year >= ${f}) AND (${t}::int IS NULL OR {alias}.year <= ${t})")
+
+
+def _popularity(live_ids: int, alias: str = "p") -> str:
+    """Joins giving `coalesce(s.score, l.score, 0)`: the trained table, else the live scores $n, $n+1."""
+    return (f" LEFT JOIN product_popularity s ON s.tenant_id = {alias}.tenant_id AND s.product_id = {alias}.id"
+            f" LEFT JOIN unnest(${live_ids}::text[], ${live_ids + 1}::float8[]) AS l(product_id, score)"
+            f" ON l.product_id = {alias}.id")
+
+
+SCORE = "coalesce(s.score, l.score, 0)::float8"
+
+# $1 tenant, $2 user (NULL: none), $3 events, $4 live-popularity events
+HISTORY = """
+WITH t AS (SELECT EXISTS (SELECT 1 FROM product_popularity WHERE tenant_id = $1) AS trained),
+h AS (SELECT product_id, type, coalesce(value, 'NaN')::float8 AS stars, extract(epoch FROM occurred_at)::float8 AS s
+      FROM interactions WHERE tenant_id = $1 AND user_id = $2 ORDER BY occurred_at DESC, id DESC LIMIT $3),
+l AS (SELECT product_id, type, coalesce(value, 'NaN')::float8 AS stars, extract(epoch FROM occurred_at)::float8 AS s
+      FROM interactions WHERE tenant_id = $1 AND NOT (SELECT trained FROM t)
+      ORDER BY occurred_at DESC, id DESC LIMIT $4)
+SELECT (SELECT trained FROM t) AS trained,
+       (SELECT array_agg(product_id) FROM h) AS h_ids, (SELECT array_agg(type) FROM h) AS h_types,
+       (SELECT array_agg(stars) FROM h) AS h_stars, (SELECT array_agg(s) FROM h) AS h_times,
+       (SELECT array_agg(product_id) FROM l) AS l_ids, (SELECT array_agg(type) FROM l) AS l_types,
+       (SELECT array_agg(stars) FROM l) AS l_stars, (SELECT array_agg(s) FROM l) AS l_times
+"""
+
+# $1 tenant, $2 model, $3 ids needing vectors, $4 ids of the similar table, $5 of the next table, $6 neighbours per row
+FACTS = """
+SELECT 'vector' AS kind, v.product_id, v.embedding, NULL::text[] AS neighbor_ids, NULL::real[] AS weights
+FROM product_vectors v WHERE v.tenant_id = $1 AND v.model = $2 AND v.product_id = ANY($3::text[])
+UNION ALL
+SELECT n.kind, n.product_id, NULL::vector, n.neighbor_ids[1:$6], n.weights[1:$6] FROM item_neighbors n
+WHERE n.tenant_id = $1 AND ((n.kind = 'similar' AND n.product_id = ANY($4::text[]))
+                            OR (n.kind = 'next' AND n.product_id = ANY($5::text[])))
+"""
+
+# $1 tenant, $2 model, $3 query vectors, $4 counts, $5-$8 filters, $9 collaborative ids, $10 their vectors too,
+# $11 how many popular. Rows: ord > 0 nearest to query ord, 0 collaborative, -1 popular. Popularity here is
+# the trained table's only: before a tenant's first training the blend goes without it.
+CANDIDATES = f"""
+SELECT a.ord::int AS ord, c.product_id, c.embedding, coalesce(s.score, 0)::float8 AS popularity
+FROM unnest($3::vector[], $4::int[]) WITH ORDINALITY AS a(query, n, ord)
+CROSS JOIN LATERAL (
+    SELECT v.product_id, v.embedding, p.tenant_id
+    FROM product_vectors v JOIN products p ON p.tenant_id = v.tenant_id AND p.id = v.product_id
+    WHERE v.tenant_id = $1 AND v.model = $2 AND {_filter(5)}
+    ORDER BY {{order}}
+    LIMIT a.n
+) c LEFT JOIN product_popularity s ON s.tenant_id = c.tenant_id AND s.product_id = c.product_id
+UNION ALL
+SELECT 0, p.id, CASE WHEN $10 THEN v.embedding END, coalesce(s.score, 0)::float8
+FROM products p LEFT JOIN product_vectors v ON $10 AND v.tenant_id = p.tenant_id AND v.product_id = p.id
+     AND v.model = $2
+     LEFT JOIN product_popularity s ON s.tenant_id = p.tenant_id AND s.product_id = p.id
+WHERE p.tenant_id = $1 AND p.id = ANY($9::text[]) AND {_filter(5)}
+UNION ALL
+(SELECT -1, p.id, NULL::vector, s.score::float8 FROM product_popularity s
+ JOIN products p ON p.tenant_id = s.tenant_id AND p.id = s.product_id
+ WHERE s.tenant_id = $1 AND {_filter(5)} ORDER BY s.score DESC, p.id LIMIT $11)
+"""
+INDEXED_ORDER = "v.embedding <=> a.query"
+EXACT_ORDER = "(v.embedding <=> a.query) + 0, v.product_id"  # not index-shaped: an exact scan
+
+# $1 tenant, $2 model, $3 product ids, $4-$7 filters of the continuation, $8 its offset, $9 its length, $10-$11 live
+PAGE = f"""
+WITH filler AS (
+    SELECT p.id, {SCORE} AS score FROM products p{_popularity(10)}
+    WHERE p.tenant_id = $1 AND {_filter(4)}
+    ORDER BY score DESC, p.id LIMIT $9 OFFSET $8
+)
+SELECT {PRODUCT_COLUMNS}, f.score AS filler_score
+FROM products p LEFT JOIN filler f ON f.id = p.id
+WHERE p.tenant_id = $1 AND NOT p.deleted AND (p.id = ANY($3::text[]) OR p.id IN (SELECT id FROM filler))
+ORDER BY f.score DESC NULLS FIRST, p.id
+"""
+
+
+def as_array(value: object) -> np.ndarray:
+    """A stored embedding as a float32 array, whichever type the codec returns."""
+    return np.asarray(value.to_numpy() if isinstance(value, Vector) else value, dtype=np.float32)
+
+
+def _columns(row: asyncpg.Record, prefix: str) -> History:
+    if row[f"{prefix}_ids"] is None:
+        return History.empty()
+    return History(np.array(row[f"{prefix}_ids"], dtype=object), np.array(row[f"{prefix}_types"], dtype=object),
+                   np.array(row[f"{prefix}_stars"], dtype=np.float64),
+                   np.array(row[f"{prefix}_times"], dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class Start:
+    history: History
+    live_popularity: dict[str, float]  # empty once the tenant's model is trained
+
+
+async def history(conn: asyncpg.Connection, tenant_id: str, user_id: str | None, max_events: int = 5000) -> Start:
+    """Round trip 1."""
+    row = await conn.fetchrow(HISTORY, tenant_id, user_id, max_events, LIVE_POPULARITY_EVENTS)
+    live = _columns(row, "l")
+    scores = popularity(live.product_ids, training_weights(live.types, live.stars), live.times_s) if len(live) else {}
+    return Start(_columns(row, "h"), scores)
+
+
+@dataclass(frozen=True)
+class NeighbourRows:
+    """Rows of one neighbour table, flattened: pair i links `row_ids[row[i]]` to `neighbour[i]`."""
+
+    row_ids: list[str] = field(default_factory=list)
+    row: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    neighbour: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))
+    weight: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+
+
+@dataclass(frozen=True)
+class Facts:
+    vectors: dict[str, np.ndarray]
+    similar: NeighbourRows
+    next: NeighbourRows
+
+
+def _neighbour_rows(rows: list[asyncpg.Record]) -> NeighbourRows:
+    if not rows:
+        return NeighbourRows()
+    lengths = np.array([len(r["neighbor_ids"]) for r in rows])
+    return NeighbourRows([r["product_id"] for r in rows], np.repeat(np.arange(len(rows)), lengths),
+                         np.concatenate([np.array(r["neighbor_ids"], dtype=str) for r in rows]),
+                         np.concatenate([np.array(r["weights"], dtype=np.float32) for r in rows]))
+
+
+async def facts(conn: asyncpg.Connection, tenant_id: str, model: str, vector_ids: list[str], similar_ids: list[str],
+                next_ids: list[str], neighbours_per_row: int) -> Facts:
+    """Round trip 2 (none when the strategy needs nothing of the history)."""
+    if not (vector_ids or similar_ids or next_ids):
+        return Facts({}, NeighbourRows(), NeighbourRows())
+    rows = await conn.fetch(FACTS, tenant_id, model, vector_ids, similar_ids, next_ids, neighbours_per_row)
+    return Facts({r["product_id"]: as_array(r["embedding"]) for r in rows if r["kind"] == "vector"},
+                 _neighbour_rows([r for r in rows if r["kind"] == "similar"]),
+                 _neighbour_rows([r for r in rows if r["kind"] == "next"]))
+
+
+@dataclass(frozen=True)
+class Found:
+    nearest: list[list[str]]  # per query, nearest first
+    allowed: set[str]  # collaborative candidates that pass the filters
+    popular: list[str]  # most popular passing the filters, most popular first
+    popularity: dict[str, float]  # of every product above
+    vectors: dict[str, np.ndarray]  # of the nearest (and the collaborative ones when asked)
+
+
+async def candidates(conn: asyncpg.Connection, tenant_id: str, model: str, queries: list[np.ndarray],
+                     counts: list[int], excluded: list[str], filters: Filters, collaborative: list[str],
+                     with_vectors: bool, popular: int) -> Found:
+    """Round trip 3 (and the exact retry for queries whose index scan stopped short)."""
+    args = [tenant_id, model, [Vector(q) for q in queries], counts, excluded, filters.genre, filters.year_from,
+            filters.year_to, collaborative, with_vectors, popular]
+    rows = await conn.fetch(CANDIDATES.format(order=INDEXED_ORDER), *args)
+    found = Found([[] for _ in queries], set(), [], {}, {})
+    _collect(found, rows, list(range(len(queries))))
+    short = [i for i, ids in enumerate(found.nearest) if len(ids) < counts[i]]
+    if short:  # the index scan stopped early (selective filters, small catalogue): ask exactly
+        for i in short:
+            found.nearest[i].clear()
+        args[2:4] = [[args[2][i] for i in short], [counts[i] for i in short]]
+        args[8:11] = [[], False, 0]
+        _collect(found, await conn.fetch(CANDIDATES.format(order=EXACT_ORDER), *args), short)
+    return found
+
+
+async def explain_nearest(conn: asyncpg.Connection, tenant_id: str, model: str, query: np.ndarray, count: int,
+                          filters: Filters = Filters()) -> str:
+    """The plan of round trip 3's nearest-neighbour part for one query (checks that it uses the index)."""
+    rows = await conn.fetch("EXPLAIN " + CANDIDATES.format(order=INDEXED_ORDER), tenant_id, model, [Vector(query)],
+                            [count], [], filters.genre, filters.year_from, filters.year_to, [], False, 0)
+    return "\n".join(row[0] for row in rows)
+
+
+def _collect(found: Found, rows: list[asyncpg.Record], query_of: list[int]) -> None:
+    for row in rows:
+        pid, ord_ = row["product_id"], row["ord"]
+        found.popularity[pid] = row["popularity"]
+        if row["embedding"] is not None:
+            found.vectors[pid] = as_array(row["embedding"])
+        if ord_ > 0:
+            found.nearest[query_of[ord_ - 1]].append(pid)
+        elif ord_ == 0:
+            found.allowed.add(pid)
+        else:
+            found.popular.append(pid)
+
+
+async def page(conn: asyncpg.Connection, tenant_id: str, model: str, product_ids: list[str], excluded: list[str],
+               filters: Filters, offset: int, count: int,
+               live: dict[str, float]) -> tuple[dict[str, asyncpg.Record], list[tuple[str, float]]]:
+    """Round trip 4: the products by id, and `count` more by popularity from `offset` (not excluded)."""
+    rows = await conn.fetch(PAGE, tenant_id, model, product_ids, excluded, filters.genre, filters.year_from,
+                            filters.year_to, offset, count, list(live), list(live.values()))
+    return ({row["id"]: row for row in rows},
+            [(row["id"], row["filler_score"]) for row in rows if row["filler_score"] is not None])
+
+
+class Store:
+    """The request path's round trips on one connection (`recommend` takes any object like it)."""
+
+    def __init__(self, conn: asyncpg.Connection):
+        self.conn = conn
+
+    async def history(self, *args, **kwargs) -> Start:
+        return await history(self.conn, *args, **kwargs)
+
+    async def facts(self, *args, **kwargs) -> Facts:
+        return await facts(self.conn, *args, **kwargs)
+
+    async def candidates(self, *args, **kwargs) -> Found:
+        return await candidates(self.conn, *args, **kwargs)
+
+    async def page(self, *args, **kwargs) -> tuple[dict[str, asyncpg.Record], list[tuple[str, float]]]:
+        return await page(self.conn, *args, **kwargs)

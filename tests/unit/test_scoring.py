@@ -1,0 +1,52 @@
+"""Content scoring: interests, shares, scores with reasons, interleaving."""
+import numpy as np
+
+from services.api.scoring import find_interests, interest_shares, interleave, score_content
+
+AXES = np.eye(4, dtype=np.float32)
+
+
+def test_two_unlike_groups_of_likes_are_two_interests_heaviest_first():
+    vectors = {"w1": AXES[0], "w2": AXES[0] + 0.1 * AXES[3], "w3": AXES[0], "c1": AXES[1]}
+    weights = {"w1": 1.0, "w2": 1.0, "w3": 1.0, "c1": 1.0}
+    interests = find_interests(vectors, weights)
+    assert [sorted(i.members) for i in interests] == [["w1", "w2", "w3"], ["c1"]]
+    assert interests[0].weight == 3.0 and float(interests[0].centroid @ AXES[0]) > 0.99
+
+
+def test_dislikes_and_views_form_no_interest():
+    assert find_interests({"a": AXES[0], "b": AXES[1]}, {"a": -0.3, "b": 0.0}) == []
+
+
+def test_shares_follow_the_square_root_of_weight_less_what_nearby_dislikes_take():
+    vectors = {"w": AXES[0], "c": AXES[1], "bad": AXES[1]}
+    interests = find_interests(vectors, {"w": 4.0, "c": 1.0})
+    shares = interest_shares(interests, vectors, {"w": 4.0, "c": 1.0})
+    assert np.allclose(shares, [2 / 3, 1 / 3])
+    shares_with_dislike = interest_shares(interests, vectors, {"w": 4.0, "c": 1.0, "bad": -0.5})
+    assert shares_with_dislike[1] < shares[1] and sum(shares_with_dislike) == 1.0
+
+
+def test_candidates_score_by_their_best_liked_match_less_a_penalty_near_dislikes():
+    vectors = {"w": AXES[0], "c": AXES[1], "bad": AXES[2]}
+    weights = {"w": 1.0, "c": 0.5, "bad": -0.3}
+    interests = find_interests(vectors, weights)
+    candidates = np.stack([AXES[0], AXES[1], 0.7 * AXES[0] + 0.7 * AXES[2]])
+    scored, groups = score_content(["x", "y", "z"], candidates, vectors, weights, interests)
+    by_id = {c.product_id: c for c in scored}
+    assert by_id["x"].because == "w" and by_id["y"].because == "c" and by_id["x"].score > by_id["y"].score
+    assert by_id["z"].score < by_id["x"].score * 0.71  # resembles the disliked one
+    assert {c.source for c in scored} == {"content"} and groups == [0, 1, 0]
+
+
+def test_interleave_gives_each_interest_its_share_of_every_prefix():
+    vectors = {"w": AXES[0], "c": AXES[1]}
+    weights = {"w": 1.0, "c": 1.0}
+    interests = find_interests(vectors, weights)
+    candidates = np.stack([AXES[0] * (1 - i / 20) + AXES[3] * i / 20 for i in range(6)]
+                          + [AXES[1] * (1 - i / 20) + AXES[3] * i / 20 for i in range(3)])
+    ids = [f"w{i}" for i in range(6)] + [f"c{i}" for i in range(3)]
+    scored, groups = score_content(ids, candidates, vectors, weights, interests)
+    order = [c.product_id for c in interleave(scored, groups, [0.5, 0.5])]
+    assert {order[0][0], order[1][0]} == {"w", "c"} and order[:4].count("c0") == 1
+    assert order[-3:] == ["w3", "w4", "w5"]  # the cartoons ran out; westerns fill the rest in score order
