@@ -79,7 +79,7 @@ def collaborative(history: ProductWeights, similar_rows, next_rows, next_weight:
         s = similar.get(pid)
         f = following.get(pid)
         s_score, f_score = (s.score if s else 0.0), (f.score * next_weight if f else 0.0)
-        source = s if s_score >= f_score else f
+        source = s if s is not None and (f is None or s_score >= f_score) else f
         combined.append(Candidate(pid, s_score + f_score, source.source, source.because))
     combined.sort(key=lambda c: (-c.score, c.product_id))
     return combined[:limit]

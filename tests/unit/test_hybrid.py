@@ -34,6 +34,8 @@ def test_collaborative_blends_what_fans_liked_with_what_came_next_naming_the_sou
     assert (by_id["z"].source, by_id["z"].because) == (NEXT, "b") and by_id["z"].score == pytest.approx(0.4 * 0.2)
     assert [c.product_id for c in ranked] == ["x", "y", "z"]
     assert collaborative(history, similar, following, next_weight=0.4, limit=1) == ranked[:1]
+    only_next = collaborative(history, rows({}), following, next_weight=0.0)
+    assert {(c.product_id, c.source) for c in only_next} == {("y", NEXT), ("z", NEXT)}
 
 
 def test_a_dislike_pushes_what_its_fans_liked():
