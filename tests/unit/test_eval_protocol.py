@@ -1,8 +1,9 @@
 import math
 
+import numpy as np
 import pytest
 
-from tools.eval.protocol import EvalUser, Rating, score, split
+from tools.eval.protocol import EvalUser, Rating, bootstrap_interval, score, split, tune_report_split
 
 
 def ratings_of(user: str, values: list[float]) -> list[Rating]:
@@ -36,3 +37,21 @@ def test_metrics_follow_the_definitions():
     assert result.ndcg == pytest.approx(ndcg_a / 2)
     assert result.hit_rate == 0.5 and result.recall == pytest.approx(0.5)
     assert result.coverage == pytest.approx(0.4)
+
+
+def test_the_tune_report_split_is_fixed_and_disjoint():
+    users = [EvalUser(str(i), [], {"x"}) for i in range(400)]
+    tune, reported = tune_report_split(users)
+    again = tune_report_split(list(reversed(users)))
+    assert {u.user_id for u in tune} == {u.user_id for u in again[0]}
+    assert not {u.user_id for u in tune} & {u.user_id for u in reported} and len(tune) + len(reported) == 400
+    assert 150 < len(tune) < 250
+
+
+def test_the_ndcg_interval_brackets_the_mean_and_narrows_with_more_users():
+    users = [EvalUser(str(i), [], {"x"}) for i in range(400)]
+    recommended = {str(i): ["x"] if i % 4 == 0 else ["y"] for i in range(400)}
+    few, many = score(recommended, users[:40], 10), score(recommended, users, 10)
+    assert few.ndcg_interval[0] < few.ndcg < few.ndcg_interval[1]
+    assert many.ndcg_interval[1] - many.ndcg_interval[0] < few.ndcg_interval[1] - few.ndcg_interval[0]
+    assert bootstrap_interval(np.zeros(10)) == (0.0, 0.0)

@@ -6,14 +6,21 @@ Ranking is over the whole catalogue with every history item excluded. History ra
 service as ratings; what they say about taste is `shared.interactions`' rule, the same as in production.
 """
 import csv
+import hashlib
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from shared.interactions import LIKE_MIN_STARS
 
 TEST_SHARE = 0.2
+SPLIT_SEED = "recommender-eval-1"  # the fixed split of the evaluated users into tuned and reported
+TUNE_SHARE = 0.5
+BOOTSTRAP_SAMPLES = 2000
+HISTORY_BUCKETS = ((1, 19), (20, 49), (50, 149), (150, 10**9))  # history ratings, inclusive
 TARGET_MIN_RATING = LIKE_MIN_STARS  # a target is a test-window movie the user liked
 
 
@@ -69,6 +76,53 @@ def split(ratings: list[Rating], eval_user_ids: set[str] | None, catalogue: set[
     return training, users
 
 
+def tune_report_split(users: list[EvalUser], seed: str = SPLIT_SEED,
+                      tune_share: float = TUNE_SHARE) -> tuple[list[EvalUser], list[EvalUser]]:
+    """(tuned on, reported on): a fixed split by a seeded hash of the user id, independent of order."""
+    def draw(user: EvalUser) -> float:
+        return int(hashlib.sha256(f"{seed}:{user.user_id}".encode()).hexdigest()[:8], 16) / 16**8
+
+    return [u for u in users if draw(u) < tune_share], [u for u in users if draw(u) >= tune_share]
+
+
+@dataclass
+class UserScores:
+    ndcg: np.ndarray
+    hit: np.ndarray
+    recall: np.ndarray
+
+
+def per_user(recommended: dict[str, list[str]], users: list[EvalUser], k: int = 10) -> UserScores:
+    """NDCG@k (binary gain), hit@k and recall@k (hits / min(k, |targets|)) of each user."""
+    ndcg, hit, recall = [], [], []
+    for user in users:
+        hits = [item in user.targets for item in recommended.get(user.user_id, [])[:k]]
+        ideal = min(k, len(user.targets))
+        dcg = sum(1 / math.log2(rank + 2) for rank, h in enumerate(hits) if h)
+        ndcg.append(dcg / sum(1 / math.log2(rank + 2) for rank in range(ideal)))
+        hit.append(float(any(hits)))
+        recall.append(sum(hits) / ideal)
+    return UserScores(np.array(ndcg), np.array(hit), np.array(recall))
+
+
+def bootstrap_interval(values: np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0) -> tuple[float, float]:
+    """95 % interval of the mean, resampling users with replacement (paired when given differences)."""
+    if len(values) == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (samples, len(values)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def history_bucket(user: EvalUser) -> str:
+    n = len(user.history)
+    for low, high in HISTORY_BUCKETS:
+        if low <= n <= high:
+            return f"{low}-{high}" if high < 10**9 else f"{low}+"
+    return "0"
+
+
 @dataclass
 class Scores:
     ndcg: float = 0.0
@@ -76,22 +130,15 @@ class Scores:
     recall: float = 0.0
     coverage: float = 0.0
     users: int = 0
+    ndcg_interval: tuple[float, float] = (0.0, 0.0)
+    ndcg_per_user: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def score(recommended: dict[str, list[str]], users: list[EvalUser], catalogue_size: int, k: int = 10) -> Scores:
-    """HR@k, NDCG@k (binary gain), Recall@k (hits / min(k, |targets|)) and catalogue coverage."""
-    total = Scores(users=len(users))
-    seen: set[str] = set()
-    for user in users:
-        top = recommended.get(user.user_id, [])[:k]
-        seen.update(top)
-        hits = [item in user.targets for item in top]
-        ideal = min(k, len(user.targets))
-        dcg = sum(1 / math.log2(rank + 2) for rank, hit in enumerate(hits) if hit)
-        total.ndcg += dcg / sum(1 / math.log2(rank + 2) for rank in range(ideal))
-        total.hit_rate += any(hits)
-        total.recall += sum(hits) / ideal
-    n = max(1, len(users))
-    total.ndcg, total.hit_rate, total.recall = total.ndcg / n, total.hit_rate / n, total.recall / n
-    total.coverage = len(seen) / catalogue_size
-    return total
+    """HR@k, NDCG@k (binary gain), Recall@k (hits / min(k, |targets|)) averaged over users, the 95 %
+    bootstrap interval of NDCG, and catalogue coverage (distinct products recommended / catalogue)."""
+    each = per_user(recommended, users, k)
+    seen = {item for user in users for item in recommended.get(user.user_id, [])[:k]}
+    mean = (lambda values: float(values.mean()) if len(values) else 0.0)  # noqa: E731
+    return Scores(mean(each.ndcg), mean(each.hit), mean(each.recall), len(seen) / catalogue_size, len(users),
+                  bootstrap_interval(each.ndcg), each.ndcg)
