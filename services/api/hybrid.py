@@ -19,8 +19,8 @@ from shared.ranking import NEXT, SIMILAR, Candidate
 
 NEXT_WEIGHT = 0.4
 RECENT_ITEMS = 10
-SIMILAR_HISTORY = 1000  # the most recent history products the similar table is applied to
-NEIGHBOURS_PER_ROW = 200  # of each stored row (the trainer keeps up to 200)
+SIMILAR_HISTORY = 300  # the most recent history products the similar table is applied to
+NEIGHBOURS_PER_ROW = 50  # the strongest of each stored row (the trainer keeps up to 200)
 COLLABORATIVE_CANDIDATES = 300  # the best collaborative candidates that go on to the blend
 POPULAR_CANDIDATES = 200
 

@@ -67,14 +67,20 @@ SELECT (SELECT trained FROM t) AS trained,
        (SELECT array_agg(stars) FROM l) AS l_stars, (SELECT array_agg(s) FROM l) AS l_times
 """
 
-# $1 tenant, $2 model, $3 ids needing vectors, $4 ids of the similar table, $5 of the next table, $6 neighbours per row
+# $1 tenant, $2 model, $3 ids needing vectors, $4 ids of the similar table, $5 of the next table, $6 neighbours per row.
+# A row per vector; a row per table with its rows flattened into two space-separated strings (ids
+# never contain spaces), which numpy splits and parses at once.
 FACTS = """
-SELECT 'vector' AS kind, v.product_id, v.embedding, NULL::text[] AS neighbor_ids, NULL::real[] AS weights
+SELECT 'vector' AS kind, v.product_id, v.embedding, NULL::text[] AS row_ids, NULL::int[] AS lengths,
+       NULL AS neighbours, NULL AS weights
 FROM product_vectors v WHERE v.tenant_id = $1 AND v.model = $2 AND v.product_id = ANY($3::text[])
 UNION ALL
-SELECT n.kind, n.product_id, NULL::vector, n.neighbor_ids[1:$6], n.weights[1:$6] FROM item_neighbors n
-WHERE n.tenant_id = $1 AND ((n.kind = 'similar' AND n.product_id = ANY($4::text[]))
-                            OR (n.kind = 'next' AND n.product_id = ANY($5::text[])))
+SELECT n.kind, NULL, NULL::vector, array_agg(n.product_id), array_agg(cardinality(n.ids)),
+       string_agg(array_to_string(n.ids, ' '), ' '), string_agg(array_to_string(n.ws, ' '), ' ')
+FROM (SELECT kind, product_id, neighbor_ids[1:$6] AS ids, weights[1:$6] AS ws FROM item_neighbors
+      WHERE tenant_id = $1 AND ((kind = 'similar' AND product_id = ANY($4::text[]))
+                                OR (kind = 'next' AND product_id = ANY($5::text[])))) n
+GROUP BY n.kind
 """
 
 # $1 tenant, $2 model, $3 query vectors, $4 counts, $5-$8 filters, $9 collaborative ids, $10 their vectors too,
@@ -162,13 +168,13 @@ class Facts:
     next: NeighbourRows
 
 
-def _neighbour_rows(rows: list[asyncpg.Record]) -> NeighbourRows:
-    if not rows:
+def _neighbour_rows(row: asyncpg.Record | dict | None) -> NeighbourRows:
+    if row is None:
         return NeighbourRows()
-    lengths = np.array([len(r["neighbor_ids"]) for r in rows])
-    return NeighbourRows([r["product_id"] for r in rows], np.repeat(np.arange(len(rows)), lengths),
-                         np.concatenate([np.array(r["neighbor_ids"], dtype=str) for r in rows]),
-                         np.concatenate([np.array(r["weights"], dtype=np.float32) for r in rows]))
+    lengths = np.array(row["lengths"], dtype=np.int64)
+    return NeighbourRows(list(row["row_ids"]), np.repeat(np.arange(len(lengths)), lengths),
+                         np.array(row["neighbours"].split(), dtype=str),
+                         np.fromstring(row["weights"], dtype=np.float32, sep=" "))
 
 
 async def facts(conn: asyncpg.Connection, tenant_id: str, model: str, vector_ids: list[str], similar_ids: list[str],
@@ -177,9 +183,9 @@ async def facts(conn: asyncpg.Connection, tenant_id: str, model: str, vector_ids
     if not (vector_ids or similar_ids or next_ids):
         return Facts({}, NeighbourRows(), NeighbourRows())
     rows = await conn.fetch(FACTS, tenant_id, model, vector_ids, similar_ids, next_ids, neighbours_per_row)
+    tables = {r["kind"]: r for r in rows if r["kind"] != "vector"}
     return Facts({r["product_id"]: as_array(r["embedding"]) for r in rows if r["kind"] == "vector"},
-                 _neighbour_rows([r for r in rows if r["kind"] == "similar"]),
-                 _neighbour_rows([r for r in rows if r["kind"] == "next"]))
+                 _neighbour_rows(tables.get("similar")), _neighbour_rows(tables.get("next")))
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,10 @@ class FakeStore:
         self.calls.append("facts")
 
         def rows(kind, ids):
-            return [{"product_id": pid, "neighbor_ids": [n for n, _ in self.tables[kind][pid][:neighbours_per_row]],
-                     "weights": [w for _, w in self.tables[kind][pid][:neighbours_per_row]]}
-                    for pid in ids if pid in self.tables[kind]]
+            rows = [(pid, self.tables[kind][pid][:neighbours_per_row]) for pid in ids if pid in self.tables[kind]]
+            return {"row_ids": [pid for pid, _ in rows], "lengths": [len(pairs) for _, pairs in rows],
+                    "neighbours": " ".join(n for _, pairs in rows for n, _ in pairs),
+                    "weights": " ".join(str(w) for _, pairs in rows for _, w in pairs)} if rows else None
 
         return Facts({pid: self.vectors[pid] for pid in vector_ids if pid in self.vectors},
                      _neighbour_rows(rows("similar", similar_ids)), _neighbour_rows(rows("next", next_ids)))

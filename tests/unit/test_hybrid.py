@@ -9,8 +9,11 @@ from shared.ranking import CONTENT, NEXT, POPULAR, SIMILAR, BlendWeights, Candid
 
 
 def rows(table: dict) -> object:
-    return _neighbour_rows([{"product_id": pid, "neighbor_ids": [n for n, _ in pairs], "weights": [w for _, w in pairs]}
-                            for pid, pairs in table.items()])
+    """Neighbour rows as the store decodes them from PostgreSQL's aggregated row."""
+    return _neighbour_rows({"row_ids": list(table), "lengths": [len(pairs) for pairs in table.values()],
+                            "neighbours": " ".join(n for pairs in table.values() for n, _ in pairs),
+                            "weights": " ".join(str(w) for pairs in table.values() for _, w in pairs)}
+                           if table else None)
 
 
 def test_tuning_parses_overrides_and_names_what_is_wrong():
