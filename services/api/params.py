@@ -13,7 +13,6 @@ import re
 from collections.abc import Mapping
 
 from shared.errors import BadParameter
-from shared.schemas import ID_PATTERN
 
 GENRE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 &'._/-]{0,63}$"
 MAX_LIMIT = 100

@@ -1,6 +1,5 @@
 """Interactions in, the spike's routes, browse, similar, and the HNSW plan."""
 import pytest
-from pgvector import Vector
 
 from services.api.app import query_settings
 from services.api.store import Filters, explain_nearest
