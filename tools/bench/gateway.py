@@ -144,6 +144,14 @@ async def measure(api_url: str, users: list[str], requests: int, concurrency: in
         return latencies, time.perf_counter() - started, errors
 
 
+def _rss_mib(pid: int) -> float:
+    """Resident memory of a process (what each extra api process costs, besides its connections)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def summary(latencies: list[float], wall_s: float) -> dict:
     ms = sorted(x * 1000 for x in latencies)
     if not ms:
@@ -212,6 +220,7 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
         long = summary(long_latencies, long_wall)
         latencies, wall, errors = await measure(api_url, users, args.requests, 16, args.limit)
         many = summary(latencies, wall)
+        rss_mib = [_rss_mib(api.popen.pid) for api in apis]
     finally:
         for api in apis:
             api.terminate()
@@ -225,6 +234,7 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
         "p99_ms_16": many["p99_ms"], "bare_rps_1": ceiling["bare_1"]["rps"], "nearest_rps_1": ceiling["nearest_1"]["rps"],
         "nearest_rps_16": ceiling["nearest_16"]["rps"], "bare_p50_ms": ceiling["bare_1"]["p50_ms"],
         "users": len(users), "long_history_users": len(long_users), "api_processes": args.api_processes,
+        "api_rss_mib": rss_mib, "db_connections_per_api": args.pool,
         "ef_search": args.ef_search, "limit": args.limit,
     }
 
@@ -271,5 +281,7 @@ def run(args: argparse.Namespace, result: Report) -> dict:
                  ["products", "bare rps 1", "bare rps 16", "bare p50 ms", "nearest rps 1", "nearest rps 16"],
                  [[f["products"], f["bare_rps_1"], f["bare_rps_16"], f["bare_p50_ms"], f["nearest_rps_1"],
                    f["nearest_rps_16"]] for f in sizes])
+    result.note(f"Each api process: {sizes[-1]['api_rss_mib']} MiB resident after the run and up to"
+                f" {args.pool} database connections.")
     main = next((f for f in sizes if f["products"] == 100_000), sizes[-1])
     return {**main, "sizes": sizes}
