@@ -19,8 +19,15 @@ from shared.logs import redact
 
 ROUTING_KEY = "product"
 DELIVERY_LIMIT = 10
+# Seconds between reconnection tries after the broker went away (aio-pika's default is 5).
+RECONNECT_INTERVAL_S = 1.0
 
 log = logging.getLogger(__name__)
+
+
+async def connect(url: str) -> AbstractRobustConnection:
+    """A robust connection: reconnects by itself and replays channels, topology and consumers."""
+    return await aio_pika.connect_robust(url, reconnect_interval=RECONNECT_INTERVAL_S)
 
 
 @dataclass(frozen=True)
@@ -46,9 +53,7 @@ class Topology:
 
 async def declare(channel: AbstractChannel, topology: Topology) -> tuple[AbstractExchange, AbstractQueue]:
     """Declare everything (idempotent); return the products exchange and the work queue."""
-    dlx = await channel.declare_exchange(topology.dead_letter_exchange, aio_pika.ExchangeType.FANOUT, durable=True)
-    dead = await channel.declare_queue(topology.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"})
-    await dead.bind(dlx)
+    await declare_dead_letter_queue(channel, topology)
     exchange = await channel.declare_exchange(topology.exchange, aio_pika.ExchangeType.DIRECT, durable=True)
     queue = await channel.declare_queue(
         topology.queue,
@@ -61,6 +66,14 @@ async def declare(channel: AbstractChannel, topology: Topology) -> tuple[Abstrac
     )
     await queue.bind(exchange, ROUTING_KEY)
     return exchange, queue
+
+
+async def declare_dead_letter_queue(channel: AbstractChannel, topology: Topology) -> AbstractQueue:
+    """The dead-letter exchange and queue (idempotent); returns the queue."""
+    dlx = await channel.declare_exchange(topology.dead_letter_exchange, aio_pika.ExchangeType.FANOUT, durable=True)
+    dead = await channel.declare_queue(topology.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"})
+    await dead.bind(dlx)
+    return dead
 
 
 class Broker:
@@ -87,7 +100,7 @@ class Broker:
     async def _connect(self) -> None:
         while True:
             try:
-                self.connection = await aio_pika.connect_robust(self.url)
+                self.connection = await connect(self.url)
                 self.channel = await self.connection.channel(publisher_confirms=True)
                 self.exchange, self.queue = await declare(self.channel, self.topology)
                 log.info("connected to broker %s", redact(self.url))

@@ -35,7 +35,8 @@ UPSERT_VECTOR = """
 INSERT INTO product_vectors (tenant_id, product_id, model, content_hash, embedding)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (tenant_id, product_id, model) DO UPDATE SET
-    content_hash = EXCLUDED.content_hash, embedding = EXCLUDED.embedding, embedded_at = now()
+    content_hash = EXCLUDED.content_hash, embedding = EXCLUDED.embedding, embedded_at = now(),
+    writes = product_vectors.writes + 1
 """
 
 

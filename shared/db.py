@@ -20,6 +20,8 @@ async def create_pool(settings: Settings, server_settings: dict[str, str] | None
         max_size=settings.db_pool_max,
         init=_init_connection,
         server_settings=server_settings,
+        timeout=settings.db_connect_timeout_s,
+        command_timeout=settings.db_command_timeout_s,
     )
 
 

@@ -31,13 +31,17 @@ class Conflict(AppError):
     code = "conflict"
 
 
+# Seconds a client is told to wait (Retry-After) while a dependency is down or the backlog is full.
+RETRY_AFTER_S = 2
+
+
 class Unavailable(AppError):
     """A dependency (database, broker) cannot take the request now; the client may retry."""
 
     status = 503
     code = "unavailable"
 
-    def __init__(self, message: str, retry_after_s: int = 5):
+    def __init__(self, message: str, retry_after_s: int = RETRY_AFTER_S):
         super().__init__(message)
         self.retry_after_s = retry_after_s
 

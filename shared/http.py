@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from shared.errors import AppError, InvalidInput, Unavailable
+from shared.errors import RETRY_AFTER_S, AppError, InvalidInput, Unavailable
+from shared.outages import BROKER_DOWN, DATABASE_DOWN
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,11 @@ async def errors_middleware(request: web.Request, handler) -> web.StreamResponse
             raise
         code = exc.reason.lower().replace(" ", "_")
         return json_error(exc.status, code, exc.reason, headers={k: v for k, v in exc.headers.items() if k == "Allow"})
+    except DATABASE_DOWN + BROKER_DOWN as exc:
+        # A dependency is down (or too slow to answer in time): the client should come back later.
+        log.warning("dependency unavailable on %s %s: %s: %s", request.method, request.path, type(exc).__name__, exc)
+        return json_error(503, Unavailable.code, "a service this request needs is unavailable; retry later",
+                          headers={"Retry-After": str(RETRY_AFTER_S)})
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "internal", "internal error; it has been logged")
@@ -95,7 +101,8 @@ def setup_health(app: web.Application, checks: list[ReadyCheck]) -> None:
     async def ready(request: web.Request) -> web.Response:
         problems = [problem for check in app[ready_checks_key] if (problem := await check())]
         if problems:
-            return web.json_response({"status": "unavailable", "problems": problems}, status=503)
+            return web.json_response({"status": "unavailable", "problems": problems}, status=503,
+                                     headers={"Retry-After": str(RETRY_AFTER_S)})
         return web.json_response({"status": "ok"})
 
     app.router.add_get("/health/live", live)

@@ -8,7 +8,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 class JsonFormatter(logging.Formatter):
     # Fields a caller may attach with `extra=` that end up in the JSON line.
-    EXTRA = ("request_id", "message_id", "product_id", "attempt", "elapsed_ms", "route", "status", "count")
+    EXTRA = ("request_id", "message_id", "product_id", "attempt", "elapsed_ms", "route", "status", "count",
+             "redelivered")
 
     def format(self, record: logging.LogRecord) -> str:
         line = {

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     model_name: str = "all-MiniLM-L6-v2"
     db_pool_min: int = Field(1, ge=0)
     db_pool_max: int = Field(10, ge=1)
+    # Seconds to open a database connection, and to run one statement (None: no limit).
+    db_connect_timeout_s: float = Field(3.0, gt=0)
+    db_command_timeout_s: float | None = Field(None, gt=0)
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON lines when stderr is not a terminal
 
@@ -29,7 +32,12 @@ class IngestSettings(Settings):
     port: int = 8384
     max_body_bytes: int = 16 * 1024 * 1024
     max_batch: int = 1000
-    publish_timeout_s: float = 10.0
+    publish_timeout_s: float = 4.0
+    # Backpressure: product writes are refused (503, Retry-After) while this many messages wait for
+    # the embedder workers; 0: no limit.
+    max_backlog: int = Field(20_000, ge=0)
+    backlog_retry_after_s: int = Field(5, ge=1)
+    db_command_timeout_s: float | None = Field(4.0, gt=0)
 
 
 class ApiSettings(Settings):
@@ -38,6 +46,8 @@ class ApiSettings(Settings):
     ef_search: int = Field(40, ge=1, le=1000)
     # Several api processes may share one port (SO_REUSEPORT; the kernel spreads connections).
     reuse_port: bool = False
+    # An HTTP request never waits longer on the database than this: past it the client gets a 503.
+    db_command_timeout_s: float | None = Field(4.0, gt=0)
 
 
 class EmbedderSettings(Settings):
@@ -46,6 +56,10 @@ class EmbedderSettings(Settings):
     # Retries of a batch whose write failed for a transient reason, before dead-lettering it.
     max_attempts: int = Field(5, ge=1)
     retry_base_s: float = Field(0.5, gt=0)
+    # While the database is unreachable a worker holds its messages unacked (no delivery counted);
+    # past this many seconds it hands them back once and pauses until the database returns. Keep it
+    # under the broker's consumer_timeout (30 min by default).
+    outage_hold_s: float = Field(600.0, gt=0)
     host: str = "0.0.0.0"
     health_port: int = 8385  # 0: no HTTP health/metrics endpoint
     encode_device: str = "cpu"

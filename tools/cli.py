@@ -2,6 +2,7 @@
 
     recommender import FILE [options]   bulk import (tools.importer)
     recommender stack up|down|ps|logs   the native stack (tools.stack; `make up` picks the mode)
+    recommender dead-letters list|requeue|drop   messages the embedder gave up on (tools.dead_letters)
 """
 import sys
 
@@ -13,6 +14,10 @@ def main(argv: list[str] | None = None) -> int:
         from tools import importer
 
         return importer.main(rest)
+    if command == "dead-letters":
+        from tools import dead_letters
+
+        return dead_letters.main(rest)
     if command == "stack":
         from tools import stack
 

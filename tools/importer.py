@@ -76,9 +76,15 @@ class Importer:
         self.progress.update(len(rejections))
 
     async def _post(self, products: list[dict]) -> tuple[int, dict]:
-        for attempt in range(self.max_retries + 1):
+        attempt = 0
+        while True:
             try:
                 async with self.session.post(self.url, json=products) as response:
+                    if response.status in RETRY_STATUSES and response.headers.get("Retry-After", "").isdigit():
+                        # Told when to come back (a full backlog, a dependency restarting): wait as
+                        # long as it takes; that is what backing off means, not a failure.
+                        await asyncio.sleep(_retry_after(response.headers["Retry-After"], attempt))
+                        continue
                     if response.status not in RETRY_STATUSES or attempt == self.max_retries:
                         return response.status, await _json(response)
                     delay_s = _retry_after(response.headers.get("Retry-After"), attempt)
@@ -86,8 +92,8 @@ class Importer:
                 if attempt == self.max_retries:
                     return 0, {"error": {"message": f"ingest unreachable: {exc or type(exc).__name__}"}}
                 delay_s = _retry_after(None, attempt)
+            attempt += 1
             await asyncio.sleep(delay_s)
-        raise AssertionError("unreachable")
 
 
 def _retry_after(header: str | None, attempt: int) -> float:
@@ -213,7 +219,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--api-url", default=os.environ.get("API_URL", "http://127.0.0.1:8383"))
     p.add_argument("--batch-size", type=int, default=500, help="products per request (ingest takes up to 1000)")
     p.add_argument("--concurrency", type=int, default=2, help="requests in flight")
-    p.add_argument("--max-retries", type=int, default=10, help="per request, on 429/503 or a lost connection")
+    p.add_argument("--max-retries", type=int, default=10, help="per request, on a lost connection or a 429/503 without Retry-After"
+                   " (one with Retry-After is waited out however often it comes)")
     p.add_argument("--wait", action="store_true", help="then wait until every accepted product is embedded")
     p.add_argument("--wait-timeout", type=float, default=3600.0, help="seconds (default 3600)")
     p.add_argument("--report", type=Path, help="also write the summary as JSON to this file")

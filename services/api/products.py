@@ -3,12 +3,19 @@ import json
 
 import asyncpg
 
+# embedding_status: 'ready' (a vector of the current content), 'failed' (the current version was
+# dead-lettered; embedding_error says why) or 'pending'.
 PRODUCT_COLUMNS = """
     p.id, p.title, p.description, p.genres, p.year, p.metadata, p.version, p.created_at, p.updated_at,
     CASE WHEN EXISTS (
         SELECT 1 FROM product_vectors v
         WHERE v.tenant_id = p.tenant_id AND v.product_id = p.id AND v.model = $2 AND v.content_hash = p.content_hash
-    ) THEN 'ready' ELSE 'pending' END AS embedding_status
+    ) THEN 'ready' WHEN EXISTS (
+        SELECT 1 FROM dead_letters d WHERE d.tenant_id = p.tenant_id AND d.product_id = p.id AND d.version >= p.version
+    ) THEN 'failed' ELSE 'pending' END AS embedding_status,
+    (SELECT d.reason FROM dead_letters d
+     WHERE d.tenant_id = p.tenant_id AND d.product_id = p.id AND d.version >= p.version
+     ORDER BY d.id DESC LIMIT 1) AS embedding_error
 """
 
 BROWSE = f"""

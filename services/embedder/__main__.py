@@ -5,15 +5,15 @@ import logging
 import signal
 from contextlib import AsyncExitStack
 
-import aio_pika
 from aiohttp import web
 
+from services.embedder.dead_queue import record_broker_dead_letters
 from services.embedder.encoder import Encoder
 from services.embedder.health import create_health_app
 from services.embedder.metrics import WorkerMetrics
 from services.embedder.store import PgStore
 from services.embedder.worker import Worker
-from shared.amqp import Topology, declare
+from shared.amqp import Topology, connect, declare, declare_dead_letter_queue
 from shared.db import Database, check_vector_dimension
 from shared.logs import configure_logging, redact
 from shared.settings import EmbedderSettings
@@ -40,11 +40,12 @@ async def run(settings: EmbedderSettings, until_idle_s: float | None) -> None:
             await asyncio.sleep(2)
         await check_vector_dimension(database.pool, encoder.dimension)
 
-        connection = await aio_pika.connect_robust(settings.amqp_url)
+        connection = await connect(settings.amqp_url)
         stack.push_async_callback(connection.close)
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=settings.batch_size * 2)
-        _, queue = await declare(channel, Topology(settings.amqp_prefix))
+        topology = Topology(settings.amqp_prefix)
+        _, queue = await declare(channel, topology)
 
         metrics = WorkerMetrics()
         if settings.health_port:
@@ -53,7 +54,10 @@ async def run(settings: EmbedderSettings, until_idle_s: float | None) -> None:
             stack.push_async_callback(runner.cleanup)
             await web.TCPSite(runner, settings.host, settings.health_port).start()
 
-        worker = Worker(settings, queue, PgStore(database.pool, settings.model_name), encoder, metrics)
+        store = PgStore(database.pool, settings.model_name)
+        worker = Worker(settings, queue, store, encoder, metrics)
+        dead_queue = await declare_dead_letter_queue(channel, topology)
+        await record_broker_dead_letters(dead_queue, store)
         if stopping.is_set():
             return
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -4,6 +4,7 @@ At-least-once delivery: a batch may be handled twice. Only the newest version of
 a batch counts, stale writes are no-ops, and a vector is computed only when the stored one does not
 match the product's content hash, so redeliveries and identical re-posts re-embed nothing.
 """
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -11,6 +12,7 @@ from typing import Protocol
 import numpy as np
 from pydantic import ValidationError
 
+from shared.dead_letters import DeadLetter
 from shared.errors import PermanentError
 from shared.schemas import ProductMessage, content_hash, embedding_text
 
@@ -24,6 +26,12 @@ class Store(Protocol):
 
     async def apply(self, messages: list[ProductMessage], vectors: dict[Key, np.ndarray]) -> None:
         """Write every message (and the given vectors) in one transaction."""
+
+    async def dead_letter(self, rows: list[DeadLetter]) -> None:
+        """Record dead letters (idempotent by message id)."""
+
+    async def reachable(self) -> bool:
+        """Whether the database answers now."""
 
 
 class TextEncoder(Protocol):
@@ -86,3 +94,26 @@ async def handle_batch(messages: list[ProductMessage], store: Store, encoder: Te
     outcome.embedded = len(vectors)
     outcome.keys = [(m.tenant_id, m.product_id) for m in latest]
     return outcome
+
+
+def dead_letter_row(incoming, message: ProductMessage | None, reason: str, attempts: int) -> DeadLetter:
+    """The dead letter of a delivered message (`incoming`: body, message_id, headers) and its parse."""
+    message_id = incoming.message_id or (message.message_id if message else None)
+    return DeadLetter(
+        message_id=message_id or hashlib.sha256(incoming.body).hexdigest()[:32],
+        tenant_id=message.tenant_id if message else None,
+        product_id=message.product_id if message else None,
+        version=message.version if message else None,
+        body=incoming.body,
+        reason=reason,
+        attempts=attempts + redeliveries(incoming),
+    )
+
+
+def redeliveries(incoming) -> int:
+    """Earlier deliveries of a message (the quorum queue's x-delivery-count), 0 when unknown."""
+    headers = getattr(incoming, "headers", None) or {}
+    try:
+        return int(headers.get("x-delivery-count", 0))
+    except (TypeError, ValueError):
+        return 0

@@ -1,9 +1,12 @@
 """The worker's small HTTP side: /health/live, /health/ready and /metrics."""
+import asyncio
+
 from aiohttp import web
 from aio_pika.abc import AbstractChannel, AbstractQueue
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from services.embedder.metrics import WorkerMetrics
+from shared import dead_letters
 from shared.db import pool_in_use
 from shared.http import setup_health
 
@@ -13,7 +16,7 @@ def create_health_app(metrics: WorkerMetrics, pool, channel: AbstractChannel, qu
 
     async def database_problem() -> str | None:
         try:
-            await pool.fetchval("SELECT 1")
+            await asyncio.wait_for(pool.fetchval("SELECT 1"), timeout=2)
         except Exception as exc:
             return f"database unreachable: {exc}"
         return None
@@ -29,6 +32,10 @@ def create_health_app(metrics: WorkerMetrics, pool, channel: AbstractChannel, qu
             metrics.queue_depth.set(declared.message_count)
         except Exception:
             pass  # leave the last known depth; readiness reports the broker
+        try:
+            metrics.dead_letters.set(await asyncio.wait_for(dead_letters.count(pool), timeout=2))
+        except Exception:
+            pass  # leave the last known count; readiness reports the database
         metrics.db_pool_in_use.set(pool_in_use(pool))
         return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 

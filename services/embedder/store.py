@@ -1,9 +1,12 @@
 """The embedder's PostgreSQL store: products and their vectors written in one transaction."""
+import asyncio
+
 import asyncpg
 import numpy as np
 
 from services.embedder.handler import Key
-from shared import catalog
+from shared import catalog, dead_letters
+from shared.dead_letters import DeadLetter
 from shared.errors import RetryableError
 from shared.schemas import ProductMessage, content_hash
 
@@ -40,3 +43,13 @@ class PgStore:
             *key,
             self.model_name,
         )
+
+    async def dead_letter(self, rows: list[DeadLetter]) -> None:
+        await dead_letters.record(self.pool, rows)
+
+    async def reachable(self) -> bool:
+        try:
+            await asyncio.wait_for(self.pool.fetchval("SELECT 1"), timeout=2)
+        except Exception:
+            return False
+        return True

@@ -4,7 +4,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from services.ingest.keys import database_key, publisher_key, settings_key, version_clock_key
+from services.ingest.backlog import Backlog
+from services.ingest.keys import backlog_key, database_key, publisher_key, settings_key, version_clock_key
 from services.ingest.publisher import Publisher
 from services.ingest.routes import setup_routes
 from shared.amqp import Broker, Topology
@@ -20,6 +21,7 @@ class Deps:
 
     publisher: Publisher
     database: Database
+    backlog: Backlog | None = None  # None: no limit
 
 
 async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -27,6 +29,7 @@ async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:
     broker = Broker(settings.amqp_url, Topology(settings.amqp_prefix))
     broker.start()
     app[publisher_key] = Publisher(broker, settings.publish_timeout_s)
+    app[backlog_key] = Backlog(broker, settings.max_backlog, settings.backlog_retry_after_s)
     yield
     await broker.close()
 
@@ -48,6 +51,8 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
     else:
         app[publisher_key] = deps.publisher
         app[database_key] = deps.database
+        if deps.backlog is not None:
+            app[backlog_key] = deps.backlog
     setup_metrics(app, "ingest", lambda: app[database_key].in_use())
     setup_health(app, [lambda: app[database_key].problem(), lambda: app[publisher_key].problem()])
     setup_routes(app)

@@ -1,5 +1,6 @@
 from aiohttp import web
 
+from services.ingest.backlog import Backlog
 from services.ingest.publisher import Publisher
 from shared.db import Database
 from shared.schemas import VersionClock
@@ -9,3 +10,4 @@ settings_key = web.AppKey("settings", IngestSettings)
 publisher_key = web.AppKey("publisher", Publisher)
 database_key = web.AppKey("database", Database)
 version_clock_key = web.AppKey("version_clock", VersionClock)
+backlog_key = web.AppKey("backlog", Backlog)

@@ -4,7 +4,7 @@ import re
 
 from aiohttp import web
 
-from services.ingest.keys import database_key, publisher_key, settings_key, version_clock_key
+from services.ingest.keys import backlog_key, database_key, publisher_key, settings_key, version_clock_key
 from services.ingest.validation import batch_items, validate_all
 from shared import catalog
 from shared.errors import InvalidInput
@@ -40,6 +40,8 @@ async def _accept(request: web.Request, products: list[ProductIn]) -> web.Respon
                 product=product,
             )
         )
+    if (backlog := request.app.get(backlog_key)) is not None:
+        await backlog.admit(settings.tenant_id, len(messages))
     await request.app[publisher_key].publish(messages)
     await _record_pending(request, messages)
     return web.json_response({"accepted": len(messages), "ids": [m.product_id for m in messages]}, status=202)

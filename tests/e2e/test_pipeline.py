@@ -1,7 +1,7 @@
 """End to end on the real parts: HTTP -> RabbitMQ -> two embedder processes -> pgvector."""
 import asyncio
+import json
 import random
-import time
 
 import aio_pika
 import aiohttp
@@ -10,6 +10,7 @@ import pytest
 
 from shared.amqp import ROUTING_KEY, Topology
 from tests.processes import wait_ready
+from tests.waiting import wait_for
 
 WORDS = ("river", "pirate", "galaxy", "detective", "dragon", "orchestra", "desert", "robot", "winter",
          "circus", "volcano", "lighthouse", "samurai", "violin", "jungle", "submarine", "castle", "ghost")
@@ -44,14 +45,19 @@ async def statuses(session: aiohttp.ClientSession, api_url: str, ids: list[str])
 
 
 async def wait_all_ready(session, api_url, ids, timeout_s=240) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    async def not_ready():
         current = await statuses(session, api_url, ids)
-        if all(status == "ready" for status in current.values()):
-            return
-        await asyncio.sleep(1)
-    waiting = [pid for pid, status in current.items() if status != "ready"]
-    raise AssertionError(f"{len(waiting)} products never became ready, e.g. {waiting[:5]}")
+        return [pid for pid, status in current.items() if status != "ready"] or None
+
+    try:
+        await wait_for(lambda: _none(not_ready()), timeout_s, f"{len(ids)} products to be embedded", every_s=1)
+    except AssertionError:
+        waiting = await not_ready()
+        raise AssertionError(f"{len(waiting)} products never became ready, e.g. {waiting[:5]}") from None
+
+
+async def _none(awaitable) -> bool:
+    return await awaitable is None
 
 
 @pytest.fixture(scope="session")
@@ -89,35 +95,45 @@ async def test_200_products_flow_to_real_vectors(stack, pool, encoder, unique):
         assert nearest == product["id"]
 
 
+def handled_by(process, prefix: str) -> list[dict]:
+    """The "handled" log lines of a worker for products whose id starts with `prefix`."""
+    lines = [json.loads(line) for line in process.log().splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("msg", "").startswith("handled")
+            and str(line.get("product_id", "")).startswith(prefix)]
+
+
 async def test_a_killed_worker_loses_nothing_and_duplicates_nothing(stack, pool, unique):
-    products = catalogue(f"crash-{unique}", 240)
+    prefix = f"crash-{unique}"
+    products = catalogue(prefix, 240)
     ids = [p["id"] for p in products]
     victim = stack.workers[0]
+    wait_ready(victim)  # consuming, not still loading the model
     async with aiohttp.ClientSession() as session:
         await post_all(session, stack.ingest_url, products, batch=80)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # kill it mid-stream: some done, many not
-            done = sum(s == "ready" for s in (await statuses(session, stack.api_url, ids)).values())
-            if done >= 16:
-                break
-            await asyncio.sleep(0.2)
+        # Kill it mid-stream: once it has handled some of these, while it holds more unacked.
+        await wait_for(lambda: len(handled_by(victim, prefix)) >= 16, 120,
+                       "the victim worker to handle 16 of the products")
         victim.kill()
-        assert done < len(ids), "the stream finished before the kill; nothing was tested"
         stack.workers.remove(victim)
         replacement = stack.start_worker(f"embedder-replacement-{unique}")
         await wait_all_ready(session, stack.api_url, ids)
+    # The kill hit work in flight: messages the victim held unacked were delivered again.
+    redelivered = [line for worker in stack.workers for line in handled_by(worker, prefix) if line.get("redelivered")]
+    assert redelivered, "no message was redelivered: the kill came too late to hit work in flight"
     counts = await pool.fetch(
-        "SELECT p.id, count(v.product_id) AS vectors, bool_and(v.content_hash = p.content_hash) AS current"
+        "SELECT p.id, count(v.product_id) AS vectors, bool_and(v.content_hash = p.content_hash) AS current,"
+        " max(v.writes) AS writes"
         " FROM products p LEFT JOIN product_vectors v ON v.tenant_id = p.tenant_id AND v.product_id = p.id"
         " WHERE p.id = ANY($1) GROUP BY p.id",
         ids,
     )
     assert len(counts) == 240
     assert all(row["vectors"] == 1 and row["current"] for row in counts)
+    assert [row["id"] for row in counts if row["writes"] > 1] == [], "embedded more than once"
     assert replacement.popen.poll() is None
 
 
-async def test_a_malformed_message_is_dead_lettered_and_the_workers_keep_consuming(stack, amqp_url, unique):
+async def test_a_malformed_message_is_dead_lettered_and_the_workers_keep_consuming(stack, amqp_url, pool, unique):
     topology = Topology(stack.env["AMQP_PREFIX"])
     poison = f'{{"type": "product.upsert", "poison": "{unique}"}}'.encode()
     connection = await aio_pika.connect(amqp_url)
@@ -125,16 +141,9 @@ async def test_a_malformed_message_is_dead_lettered_and_the_workers_keep_consumi
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.get_exchange(topology.exchange)
         await exchange.publish(aio_pika.Message(poison, delivery_mode=aio_pika.DeliveryMode.PERSISTENT), ROUTING_KEY)
-        dead = await channel.get_queue(topology.dead_letter_queue)
-        found, deadline = False, time.monotonic() + 60
-        while not found and time.monotonic() < deadline:
-            message = await dead.get(fail=False, no_ack=False)
-            if message is None:
-                await asyncio.sleep(0.3)
-                continue
-            found = message.body == poison
-            await (message.ack() if found else message.nack(requeue=True))
-    assert found, "the malformed message never reached the dead-letter queue"
+    dead = await wait_for(lambda: pool.fetchrow("SELECT reason, attempts FROM dead_letters WHERE body = $1", poison),
+                          60, "the malformed message to be recorded as a dead letter")
+    assert "invalid message" in dead["reason"] and dead["attempts"] >= 1
 
     products = catalogue(f"after-poison-{unique}", 3)
     async with aiohttp.ClientSession() as session:
@@ -150,8 +159,10 @@ async def test_sigterm_finishes_the_batch_in_hand_and_exits_0(stack, unique):
     wait_ready(leaving)  # consuming, not still loading the model
     async with aiohttp.ClientSession() as session:
         await post_all(session, stack.ingest_url, products, batch=120)
-        while sum(s == "ready" for s in (await statuses(session, stack.api_url, ids)).values()) < 8:
-            await asyncio.sleep(0.2)
+        async def some_ready():
+            return sum(s == "ready" for s in (await statuses(session, stack.api_url, ids)).values()) >= 8
+
+        await wait_for(some_ready, 120, "8 of the products to be embedded before the SIGTERM", every_s=0.2)
         assert leaving.terminate(timeout_s=60) == 0
         stack.workers.remove(leaving)
         stack.start_worker(f"embedder-after-term-{unique}")

@@ -11,6 +11,7 @@ from shared.amqp import Topology
 from shared.schemas import ProductMessage
 from shared.settings import IngestSettings
 from tests.conftest import _delete_topology
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -80,3 +81,37 @@ async def test_broker_unreachable_is_503_with_retry_after(aiohttp_client, settin
     response = await client.post("/v1/products", json=GOOD)
     assert response.status == 503 and int(response.headers["Retry-After"]) > 0
     assert "broker" in (await response.json())["error"]["message"]
+
+
+async def test_a_full_backlog_refuses_writes_with_retry_after_until_it_drains(aiohttp_client, settings, topology,
+                                                                               amqp_url, unique):
+    app = create_app(IngestSettings(**{**settings.model_dump(), "amqp_prefix": topology.prefix, "max_backlog": 4,
+                                       "backlog_retry_after_s": 7}))
+    client = await aiohttp_client(app)
+    await wait_for(lambda: _ready(client), 10, "ingest to become ready")
+    accepted = await client.post("/v1/products", json=[{**GOOD, "id": f"bp-{unique}-{i}"} for i in range(4)])
+    assert accepted.status == 202
+
+    admitted = []  # the depth is re-read at most every second: writes until then still get in
+
+    async def refused():
+        response = await client.post("/v1/products", json={**GOOD, "id": f"bp-{unique}-late-{len(admitted)}"})
+        if response.status == 202:
+            admitted.append(response)
+        return response if response.status == 503 else None
+
+    response = await wait_for(refused, 5, "a write to be refused once 4 messages wait")
+    body = await response.json()
+    assert body["error"]["code"] == "backlog_full" and response.headers["Retry-After"] == "7"
+    # Everything answered 202 is queued, nothing refused is; reading the queue drains it.
+    assert len(await queued(amqp_url, topology.queue)) == 4 + len(admitted)
+
+    async def accepted_again():
+        response = await client.post("/v1/products", json={**GOOD, "id": f"bp-{unique}-late"})
+        return response.status == 202
+
+    await wait_for(accepted_again, 5, "writes to be accepted again once the backlog drained")
+
+
+async def _ready(client) -> bool:
+    return (await client.get("/health/ready")).status == 200

@@ -13,6 +13,7 @@ class FakeMessage:
     def __init__(self, body: bytes):
         self.body = body
         self.message_id = None
+        self.headers = {}
         self.outcome: str | None = None
 
     async def ack(self):
@@ -26,30 +27,56 @@ class FakeMessage:
 
 
 class FakeQueue:
+    """Delivers its messages to the first consumer; a message handed back is delivered again."""
+
     def __init__(self, messages):
         self.messages = messages
+        self.consumes = 0
+        self.cancels = 0
 
     async def consume(self, callback):
+        self.consumes += 1
         for message in self.messages:
-            await callback(message)
+            if message.outcome in (None, "requeue"):
+                message.outcome = None
+                await callback(message)
         return "tag"
 
     async def cancel(self, tag):
-        pass
+        self.cancels += 1
 
 
 class FlakyStore(FakeStore):
-    def __init__(self, failures: int):
+    """Fails `failures` writes while the database answers; `down` writes fail with the database down."""
+
+    def __init__(self, failures: int = 0, down: int = 0):
         super().__init__()
         self.failures = failures
+        self.down = down
         self.batches: list[int] = []
+        self.dead: list = []
 
     async def apply(self, messages, vectors):
+        if self.down:
+            self.down -= 1
+            raise ConnectionRefusedError(111, "Connect call failed")
         if self.failures:
             self.failures -= 1
-            raise RetryableError("database down")
+            raise RetryableError("deadlock detected")
         self.batches.append(len(messages))
         await super().apply(messages, vectors)
+
+    async def dead_letter(self, rows):
+        if self.down:
+            self.down -= 1
+            raise ConnectionRefusedError(111, "Connect call failed")
+        self.dead += rows
+
+    async def reachable(self):
+        if self.down:
+            self.down -= 1
+            return False
+        return True
 
 
 def settings(**overrides) -> EmbedderSettings:
@@ -78,8 +105,11 @@ async def test_a_malformed_message_is_dead_lettered_and_the_rest_are_handled():
     messages = bodies(3)
     messages.insert(1, FakeMessage(b'{"type": "surprise"}'))
     metrics = WorkerMetrics()
-    await run(Worker(settings(), FakeQueue(messages), FlakyStore(0), FakeEncoder(), metrics))
-    assert [m.outcome for m in messages] == ["ack", "dead", "ack", "ack"]
+    store = FlakyStore()
+    await run(Worker(settings(), FakeQueue(messages), store, FakeEncoder(), metrics))
+    assert [m.outcome for m in messages] == ["ack"] * 4
+    [dead] = store.dead
+    assert dead.body == b'{"type": "surprise"}' and "invalid message" in dead.reason and dead.attempts == 1
     assert metrics.dead_lettered._value.get() == 1
 
 
@@ -94,8 +124,58 @@ async def test_a_transient_failure_is_retried_with_backoff():
 
 async def test_a_failure_that_outlasts_every_attempt_is_dead_lettered_not_requeued():
     messages = bodies(2)
-    await run(Worker(settings(), FakeQueue(messages), FlakyStore(failures=99), FakeEncoder(), WorkerMetrics()))
-    assert {m.outcome for m in messages} == {"dead"}
+    store = FlakyStore(failures=99)
+    await run(Worker(settings(), FakeQueue(messages), store, FakeEncoder(), WorkerMetrics()))
+    assert {m.outcome for m in messages} == {"ack"}
+    assert sorted(d.product_id for d in store.dead) == ["p0", "p1"]
+    assert all("still failing after 3 attempts" in d.reason and d.version == 1 for d in store.dead)
+
+
+async def test_a_database_outage_longer_than_every_attempt_dead_letters_nothing():
+    messages = bodies(6)
+    store, metrics = FlakyStore(down=7), WorkerMetrics()  # more failures than max_attempts (3)
+    queue = FakeQueue(messages)
+    await run(Worker(settings(), queue, store, FakeEncoder(), metrics))
+    assert store.dead == []
+    assert {m.outcome for m in messages} == {"ack"}
+    assert sorted(store.products) == [f"p{i}" for i in range(6)]
+    assert metrics.retried._value.get() == 0 and metrics.outages._value.get() >= 1
+    assert queue.consumes == 1  # held, never handed back: the broker counted no redelivery
+
+
+async def test_messages_are_held_unacked_while_the_database_is_down():
+    messages = bodies(2)
+    store = FlakyStore(down=10**9)
+    worker = Worker(settings(), FakeQueue(messages), store, FakeEncoder(), WorkerMetrics())
+    task = asyncio.create_task(worker.run())
+    await asyncio.sleep(0.5)
+    assert [m.outcome for m in messages] == [None, None] and store.dead == []
+    store.down = 0  # the database is back
+    deadline = asyncio.get_running_loop().time() + 5
+    while {m.outcome for m in messages} != {"ack"}:
+        assert asyncio.get_running_loop().time() < deadline, f"not acked after the database returned: {messages}"
+        await asyncio.sleep(0.02)
+    worker.stop()
+    await asyncio.wait_for(task, timeout=5)
+
+
+async def test_an_outage_longer_than_the_hold_hands_messages_back_once_and_pauses():
+    messages = bodies(3)
+    store = FlakyStore(down=10**9)
+    queue = FakeQueue(messages)
+    worker = Worker(settings(outage_hold_s=0.1), queue, store, FakeEncoder(), WorkerMetrics())
+    task = asyncio.create_task(worker.run())
+    await asyncio.sleep(0.6)
+    assert queue.cancels == 1 and queue.consumes == 1, "the consumer was not paused"
+    assert {m.outcome for m in messages} == {"requeue"}
+    store.down = 0
+    deadline = asyncio.get_running_loop().time() + 5
+    while {m.outcome for m in messages} != {"ack"}:
+        assert asyncio.get_running_loop().time() < deadline, f"not consumed again after the outage: {messages}"
+        await asyncio.sleep(0.02)
+    assert queue.consumes == 2 and store.dead == []
+    worker.stop()
+    await asyncio.wait_for(task, timeout=5)
 
 
 async def test_stop_finishes_the_batch_in_hand():

@@ -2,6 +2,7 @@
 workers, unchanged content reused), ratings via the interactions endpoint."""
 import asyncio
 import csv
+import time
 from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,15 +31,22 @@ def read_movies(path: Path) -> list[dict]:
     return products
 
 
-async def _post(session: aiohttp.ClientSession, url: str, payload: list[dict]) -> None:
-    for attempt in range(8):
+async def _post(session: aiohttp.ClientSession, url: str, payload: list[dict], max_wait_s: float = 3600) -> None:
+    """POST, backing off on 429/503 (a full embedding backlog, a dependency restarting) for up to
+    `max_wait_s`, as long as the service says Retry-After."""
+    deadline = time.monotonic() + max_wait_s
+    attempt = 0
+    while True:
         async with session.post(url, json=payload) as response:
             if response.status in (200, 201, 202):
                 return
             if response.status not in (429, 503):
                 raise RuntimeError(f"POST {url} answered {response.status}: {(await response.text())[:500]}")
-        await asyncio.sleep(0.5 * 2 ** attempt)
-    raise RuntimeError(f"POST {url} kept answering {response.status}")
+            retry_after = response.headers.get("Retry-After", "")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"POST {url} kept answering {response.status} for {max_wait_s:.0f}s")
+        attempt += 1
+        await asyncio.sleep(float(retry_after) if retry_after.isdigit() else min(30.0, 0.5 * 2 ** attempt))
 
 
 async def load_catalogue(session: aiohttp.ClientSession, ingest_url: str, products: list[dict]) -> None:

@@ -33,6 +33,12 @@ function productCard(product, extra) {
     el("h3", {}, product.title),
     el("div", { class: "meta" }, [product.year, product.genres.join(", ")].filter(Boolean).join(" · ")),
     el("p", { class: "desc" }, product.description));
+  // Browse results carry the embedding status: say when a product is not (yet) searchable by meaning.
+  if (product.embedding_status === "pending") card.append(el("div", { class: "status pending" }, "Embedding pending"));
+  if (product.embedding_status === "failed") {
+    card.append(el("div", { class: "status failed", title: product.embedding_error || "" },
+      `Embedding failed: ${product.embedding_error || "unknown reason"}`));
+  }
   if (extra) card.append(extra);
   const actions = el("div", { class: "actions" });
   if (!state.user) {
