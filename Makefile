@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-8)
 TORCH_INDEX_URL ?=
 DATA_DIR ?= ../shared/data/movielens-small
 
-.PHONY: install test unit migrate up down ps logs demo bench eval train clean images-offline test-docker
+.PHONY: install test unit migrate up down ps logs demo bench eval train clean images-offline test-docker chaos
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -118,3 +118,10 @@ train: $(STAMP)
 # The offline evaluation through the running stack; prints the table and writes EVAL.md.
 eval: up
 	env $$($(PY) -m tools.stack env) $(PY) -m tools.eval --grid --movies $(DATA_DIR)/movies.csv --ratings $(DATA_DIR)/ratings.csv
+
+# Faults while loading: PRODUCTS products through HTTP while embedder workers are SIGKILLed, RabbitMQ
+# and PostgreSQL restarted (a private node and database under .chaos/, never the stack's or the
+# shared broker). Prints the table, writes chaos.json; fails unless lost = duplicated = dead-lettered = 0.
+PRODUCTS ?= 10000
+chaos: $(STAMP)
+	$(PY) -m tools.chaos --products $(PRODUCTS)

@@ -5,6 +5,7 @@ import logging
 import signal
 from contextlib import AsyncExitStack
 
+import aio_pika.exceptions
 from aiohttp import web
 
 from services.embedder.dead_queue import record_broker_dead_letters
@@ -40,12 +41,11 @@ async def run(settings: EmbedderSettings, until_idle_s: float | None) -> None:
             await asyncio.sleep(2)
         await check_vector_dimension(database.pool, encoder.dimension)
 
-        connection = await connect(settings.amqp_url)
+        opened = await _open_broker(settings, stopping)
+        if opened is None:
+            return
+        connection, channel, queue, dead_queue = opened
         stack.push_async_callback(connection.close)
-        channel = await connection.channel()
-        await channel.set_qos(prefetch_count=settings.batch_size * 2)
-        topology = Topology(settings.amqp_prefix)
-        _, queue = await declare(channel, topology)
 
         metrics = WorkerMetrics()
         if settings.health_port:
@@ -56,7 +56,6 @@ async def run(settings: EmbedderSettings, until_idle_s: float | None) -> None:
 
         store = PgStore(database.pool, settings.model_name)
         worker = Worker(settings, queue, store, encoder, metrics)
-        dead_queue = await declare_dead_letter_queue(channel, topology)
         await record_broker_dead_letters(dead_queue, store)
         if stopping.is_set():
             return
@@ -66,6 +65,26 @@ async def run(settings: EmbedderSettings, until_idle_s: float | None) -> None:
                  settings.batch_size, settings.batch_wait_s)
         await worker.run(until_idle_s)
         log.info("worker stopped")
+
+
+async def _open_broker(settings: EmbedderSettings, stopping: asyncio.Event):
+    """(connection, channel, work queue, dead-letter queue), waiting for the broker while it is down;
+    None when stopped meanwhile."""
+    topology = Topology(settings.amqp_prefix)
+    while not stopping.is_set():
+        connection = None
+        try:
+            connection = await connect(settings.amqp_url)
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=settings.batch_size * 2)
+            _, queue = await declare(channel, topology)
+            return connection, channel, queue, await declare_dead_letter_queue(channel, topology)
+        except (OSError, aio_pika.exceptions.AMQPError) as exc:
+            if connection is not None:
+                await connection.close()
+            log.warning("waiting for the broker: %s", exc)
+            await asyncio.sleep(2)
+    return None
 
 
 def main() -> None:

@@ -216,7 +216,10 @@ class Worker:
 
 
 def _channel_closed(message: AbstractIncomingMessage) -> bool:
-    channel = getattr(message, "channel", None)
+    try:
+        channel = getattr(message, "channel", None)  # aio-pika raises once the channel is gone
+    except Exception:
+        return True
     return bool(channel is not None and getattr(channel, "is_closed", False))
 
 

@@ -11,23 +11,7 @@ import pytest
 from shared.amqp import ROUTING_KEY, Topology
 from tests.processes import wait_ready
 from tests.waiting import wait_for
-
-WORDS = ("river", "pirate", "galaxy", "detective", "dragon", "orchestra", "desert", "robot", "winter",
-         "circus", "volcano", "lighthouse", "samurai", "violin", "jungle", "submarine", "castle", "ghost")
-
-
-def catalogue(prefix: str, n: int) -> list[dict]:
-    rng = random.Random(prefix)
-    return [
-        {
-            "id": f"{prefix}-{i}",
-            "title": f"{rng.choice(WORDS).title()} {rng.choice(WORDS)} {i}",
-            "description": f"A story about a {' and a '.join(rng.sample(WORDS, 4))}, told in chapter {i}.",
-            "genres": [rng.choice(["Drama", "Comedy", "Action"])],
-            "year": 1950 + i % 70,
-        }
-        for i in range(n)
-    ]
+from tools.chaos.load import catalogue
 
 
 async def post_all(session: aiohttp.ClientSession, ingest_url: str, products: list[dict], batch: int = 50):
