@@ -207,3 +207,35 @@ def _topology(prefix: str):
     from shared.amqp import Topology
 
     return Topology(prefix)
+
+
+async def test_embedder_health_answers_503_while_the_database_is_down_and_recovers(private_pg, amqp_url):
+    from services.embedder.health import create_health_app
+    from services.embedder.metrics import WorkerMetrics
+    from shared.amqp import connect, declare
+    from shared.db import create_pool
+    from shared.settings import Settings
+
+    prefix = f"test-outage-{uuid.uuid4().hex[:8]}"
+    pool = await create_pool(Settings(database_url=private_pg.url, db_pool_max=2))
+    connection = await connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        _, queue = await declare(channel, _topology(prefix))
+        app = create_health_app(WorkerMetrics(), pool, channel, queue)
+        server, base = await serve(app)
+        try:
+            async with aiohttp.ClientSession() as session:
+                private_pg.stop()
+                try:
+                    await assert_unavailable(session, base, every_route(app), {"GET /health/ready"})
+                    assert (await call(session, "GET", f"{base}/metrics"))[0] == 200
+                finally:
+                    private_pg.start()
+                await wait_recovered(session, "GET", f"{base}/health/ready", 200)
+        finally:
+            await server.close()
+    finally:
+        await pool.close()
+        await connection.close()
+        await _delete_topology(amqp_url, _topology(prefix))

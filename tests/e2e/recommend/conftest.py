@@ -1,6 +1,5 @@
 """A tenant of its own with the demo catalogue, embedded by the stack's workers; ingest and api
 for that tenant run in-process on real ports, so rankings see only this catalogue."""
-import asyncio
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -11,6 +10,7 @@ from aiohttp.test_utils import TestServer
 from services.api.app import create_app as create_api
 from services.ingest.app import create_app as create_ingest
 from shared.settings import ApiSettings, IngestSettings
+from tests.waiting import wait_for
 from tools.demo import demo_data, load_demo
 
 
@@ -49,15 +49,16 @@ async def tenant_services(pool, database_url: str, amqp_url: str, amqp_prefix: s
     try:
         async with aiohttp.ClientSession() as session:
             for url in urls:  # broker and database connect in the background
-                for _ in range(100):
-                    async with session.get(f"{url}/health/ready") as response:
-                        if response.status == 200:
-                            break
-                    await asyncio.sleep(0.2)
+                await wait_for(lambda: _ready(session, url), 30, f"{url} to become ready")
         yield urls
     finally:
         await api.close()
         await ingest.close()
+
+
+async def _ready(session: aiohttp.ClientSession, url: str) -> bool:
+    async with session.get(f"{url}/health/ready") as response:
+        return response.status == 200
 
 
 @pytest.fixture(scope="session")
