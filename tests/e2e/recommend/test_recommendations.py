@@ -1,5 +1,9 @@
 """Personal recommendations on real PostgreSQL + pgvector with the real model's embeddings."""
+import aiohttp
 import pytest
+
+from tests.e2e.recommend.conftest import Tenant, tenant_services
+from tools.demo import demo_data
 
 pytestmark = pytest.mark.e2e
 
@@ -80,14 +84,23 @@ async def test_two_interests_both_reach_the_top_ten(demo_tenant):
     assert sum("Animation" in g for g in genres) >= 2
 
 
-async def test_cold_start_gets_popular_products(demo_tenant, unique):
-    favourite = demo_tenant.titles["Wolves of the North"]
-    for fan in range(4):
-        status, _ = await demo_tenant.post(demo_tenant.ingest_url, f"/v1/users/fan-{unique}-{fan}/interactions",
-                                           [{"product_id": favourite, "type": "like"},
-                                            {"product_id": favourite, "type": "purchase"}])
-        assert status == 201
-    status, body = await demo_tenant.get(f"/v1/users/nobody-{unique}/recommendations", limit=10)
+async def test_cold_start_gets_popular_products(pool, database_url, amqp_url, amqp_prefix, unique):
+    # Its own tenant: making one film the most popular would change every later test's rankings
+    # in the session's demo tenant. Popularity needs products, not vectors: no waiting to embed.
+    movies = demo_data()["movies"][:15]
+    favourite = movies[7]["id"]
+    async with tenant_services(pool, database_url, amqp_url, amqp_prefix, f"cold-{unique}") as (ingest, api):
+        async with aiohttp.ClientSession() as session:
+            tenant = Tenant(f"cold-{unique}", ingest, api, session, {}, {})
+            status, _ = await tenant.post(ingest, "/v1/products", [
+                {key: m[key] for key in ("id", "title", "description", "genres", "year")} for m in movies])
+            assert status == 202
+            for fan in range(4):
+                status, _ = await tenant.post(ingest, f"/v1/users/fan-{fan}/interactions",
+                                              [{"product_id": favourite, "type": "like"},
+                                               {"product_id": favourite, "type": "purchase"}])
+                assert status == 201
+            status, body = await tenant.get("/v1/users/nobody/recommendations", limit=10)
     assert status == 200
     assert len(body["items"]) == 10
     assert ids(body)[0] == favourite
