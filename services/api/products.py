@@ -30,7 +30,7 @@ LIMIT $7
 
 
 PRODUCT_KEYS = ("id", "title", "description", "genres", "year", "metadata", "version", "created_at", "updated_at",
-                "embedding_status")
+                "embedding_status", "embedding_error")
 
 
 def product_json(row: asyncpg.Record) -> dict:
