@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	# torch first, pinned to its CPU build: otherwise sentence-transformers pulls a multi-GB CUDA one
 	$(PY) -m pip install -q torch==2.13.0 $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(PY) -m pip install -q -e '.[embedder,dev]'
+	# The ONNX copies of the model (the embedder's default backend), exported here once
+	$(PY) -m services.embedder.onnx_export
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)

@@ -76,6 +76,17 @@ async def declare_dead_letter_queue(channel: AbstractChannel, topology: Topology
     return dead
 
 
+async def delete_topology(amqp_url: str, topology: Topology) -> None:
+    """Delete the queues and exchanges of a prefix (a test's or a benchmark's throwaway names)."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for queue in (topology.queue, topology.dead_letter_queue):
+            await channel.queue_delete(queue)
+        for exchange in (topology.exchange, topology.dead_letter_exchange):
+            await channel.exchange_delete(exchange)
+
+
 class Broker:
     """A robust connection with publisher confirms, opened in the background.
 

@@ -3,6 +3,8 @@
 Built once in each service's `__main__` from the environment and passed down; tests build them
 from keyword arguments. Every key is documented in `.env.example`.
 """
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -62,7 +64,13 @@ class EmbedderSettings(Settings):
     outage_hold_s: float = Field(600.0, gt=0)
     host: str = "0.0.0.0"
     health_port: int = 8385  # 0: no HTTP health/metrics endpoint
-    encode_device: str = "cpu"
+    # Who runs the model: onnx-int8 (the fastest that keeps the vectors, BENCHMARKS.md), onnx-fp32 or torch.
+    encoder_backend: Literal["onnx-int8", "onnx-fp32", "torch"] = "onnx-int8"
+    encode_device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: a CUDA device when there is one
+    # Threads of one encode; 0: this machine's cores / embedder_workers (the workers sharing them).
+    encode_threads: int = Field(0, ge=0)
+    embedder_workers: int = Field(1, ge=1)
+    onnx_cache_dir: str | None = None  # where ONNX exports are kept; default ~/.cache/recommender/onnx
     model_path: str | None = None  # a local sentence-transformers folder; default: the packaged model
 
 

@@ -11,11 +11,10 @@ import tempfile
 import uuid
 from pathlib import Path
 
-import aio_pika
 import asyncpg
 import pytest
 
-from shared.amqp import Topology
+from shared.amqp import Topology, delete_topology
 from shared.db import create_pool
 from shared.migrate import migrate
 from shared.settings import Settings
@@ -49,17 +48,10 @@ def amqp_url() -> str:
 def amqp_prefix(amqp_url: str) -> str:
     prefix = f"test-{uuid.uuid4().hex[:8]}"
     yield prefix
-    asyncio.run(_delete_topology(amqp_url, Topology(prefix)))
+    asyncio.run(delete_topology(amqp_url, Topology(prefix)))
 
 
-async def _delete_topology(amqp_url: str, topology: Topology) -> None:
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        for queue in (topology.queue, topology.dead_letter_queue):
-            await channel.queue_delete(queue)
-        for exchange in (topology.exchange, topology.dead_letter_exchange):
-            await channel.exchange_delete(exchange)
+_delete_topology = delete_topology  # the name the tests import (the function lives in shared/amqp.py)
 
 
 @pytest.fixture(scope="session")

@@ -132,7 +132,9 @@ def _planned(config: Config) -> list[tuple[str, str, int, dict, str]]:
                     f"http://127.0.0.1:{config.trainer_port}/health/ready"))
     for index in range(config.workers):
         port = config.embedder_port + index
-        planned.append((f"embedder-{index + 1}", "services.embedder", port, {"HEALTH_PORT": str(port)},
+        # EMBEDDER_WORKERS: each worker's encode takes its share of the cores (unless ENCODE_THREADS is set)
+        planned.append((f"embedder-{index + 1}", "services.embedder", port,
+                        {"HEALTH_PORT": str(port), "EMBEDDER_WORKERS": str(config.workers)},
                         f"http://127.0.0.1:{port}/metrics"))
     return planned
 

@@ -29,7 +29,7 @@ async def run(settings: EmbedderSettings, until_idle_s: float | None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
     async with AsyncExitStack() as stack:
-        encoder = Encoder(settings.model_name, settings.model_path, settings.encode_device)
+        encoder = Encoder.from_settings(settings)
         stack.callback(encoder.close)
         database = Database(settings)
         database.start()
@@ -61,8 +61,9 @@ async def run(settings: EmbedderSettings, until_idle_s: float | None) -> None:
             return
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)
-        log.info("consuming %s from %s (batch %d, wait %.2fs)", queue.name, redact(settings.amqp_url),
-                 settings.batch_size, settings.batch_wait_s)
+        log.info("consuming %s from %s (batch %d, wait %.2fs; %s on %s, %d thread(s))", queue.name,
+                 redact(settings.amqp_url), settings.batch_size, settings.batch_wait_s, encoder.backend_name,
+                 encoder.device, encoder.threads)
         await worker.run(until_idle_s)
         log.info("worker stopped")
 

@@ -5,13 +5,14 @@ Each part prints its tables; the run writes `bench.json` (figures under the part
 """
 import argparse
 import importlib
+import signal
 import sys
 from pathlib import Path
 
 from tools.bench import results
 
 # In the order `make bench` runs them; each is the module tools/bench/<name>.py.
-PARTS = ("gateway", "trainer")
+PARTS = ("embed", "gateway", "trainer")
 
 
 def main() -> None:
@@ -25,6 +26,8 @@ def main() -> None:
         module.add_arguments(parser.add_argument_group(f"{name} part"))
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)
+    # SIGTERM unwinds like Ctrl-C, so each part stops the processes and databases it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for name in args.part or PARTS:
         info = results.machine()
         print(f"== {name} ({info['cores']} cores, {info['cpu']}, load {info['load_average']})")
