@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from tools.eval.protocol import EvalUser, Rating, bootstrap_interval, score, split, tune_report_split
+from tools.eval.protocol import EvalUser, Rating, bootstrap_interval, rare_products, score, split, tune_report_split
 
 
 def ratings_of(user: str, values: list[float]) -> list[Rating]:
@@ -55,3 +55,11 @@ def test_the_ndcg_interval_brackets_the_mean_and_narrows_with_more_users():
     assert few.ndcg_interval[0] < few.ndcg < few.ndcg_interval[1]
     assert many.ndcg_interval[1] - many.ndcg_interval[0] < few.ndcg_interval[1] - few.ndcg_interval[0]
     assert bootstrap_interval(np.zeros(10)) == (0.0, 0.0)
+
+
+def test_rare_share_counts_recommendations_of_rarely_rated_products():
+    training = [Rating("t", "hit", 5, i) for i in range(6)] + [Rating("t", "niche", 5, 0)]
+    rare = rare_products(training, {"hit", "niche", "new"})
+    assert rare == {"niche", "new"}
+    result = score({"a": ["hit", "niche", "new", "hit"]}, [EvalUser("a", [], {"hit"})], 10, rare=rare)
+    assert result.rare_share == 0.5

@@ -22,7 +22,7 @@ from shared.localpg import free_port
 from shared.settings import Settings
 from tools import procs
 from tools.eval import loader, report
-from tools.eval.protocol import EvalUser, read_ratings, score, split, tune_report_split
+from tools.eval.protocol import EvalUser, rare_products, read_ratings, score, split, tune_report_split
 
 METHODS = {  # table row -> api query parameters
     "popularity": {"strategy": "popular"},
@@ -98,7 +98,7 @@ async def evaluate(args: argparse.Namespace) -> None:
         procs.spawn(args.run_dir, "eval-ingest", "services.ingest", ingest_port, {**env, "PORT": str(ingest_port)}),
         procs.spawn(args.run_dir, "eval-api", "services.api", api_port, {**env, "PORT": str(api_port)}),
     ]
-    n = len(catalogue)
+    n, rare = len(catalogue), rare_products(training, catalogue)
     try:
         procs.wait_ready(started, timeout_s=60)
         ingest_url, api_url = f"http://127.0.0.1:{ingest_port}", f"http://127.0.0.1:{api_port}"
@@ -113,7 +113,7 @@ async def evaluate(args: argparse.Namespace) -> None:
 
             async def row(name: str, query: dict, on: list[EvalUser]) -> report.Row:
                 recommended, latencies = await rank_all(session, api_url, on, query)
-                result = report.Row(name, score(recommended, on, n), latencies)
+                result = report.Row(name, score(recommended, on, n, rare=rare), latencies)
                 print(report.format_row(result))
                 return result
 

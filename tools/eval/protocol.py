@@ -20,6 +20,7 @@ TEST_SHARE = 0.2
 SPLIT_SEED = "recommender-eval-1"  # the fixed split of the evaluated users into tuned and reported
 TUNE_SHARE = 0.5
 BOOTSTRAP_SAMPLES = 2000
+RARE_MAX_RATINGS = 5  # a product with at most this many training ratings counts as rare (or new)
 HISTORY_BUCKETS = ((1, 19), (20, 49), (50, 149), (150, 10**9))  # history ratings, inclusive
 TARGET_MIN_RATING = LIKE_MIN_STARS  # a target is a test-window movie the user liked
 
@@ -132,13 +133,24 @@ class Scores:
     users: int = 0
     ndcg_interval: tuple[float, float] = (0.0, 0.0)
     ndcg_per_user: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    rare_share: float = 0.0
 
 
-def score(recommended: dict[str, list[str]], users: list[EvalUser], catalogue_size: int, k: int = 10) -> Scores:
+def score(recommended: dict[str, list[str]], users: list[EvalUser], catalogue_size: int, k: int = 10,
+          rare: frozenset[str] = frozenset()) -> Scores:
     """HR@k, NDCG@k (binary gain), Recall@k (hits / min(k, |targets|)) averaged over users, the 95 %
-    bootstrap interval of NDCG, and catalogue coverage (distinct products recommended / catalogue)."""
+    bootstrap interval of NDCG, catalogue coverage (distinct products recommended / catalogue) and
+    the share of recommendations that are `rare` products (few or no training ratings)."""
     each = per_user(recommended, users, k)
-    seen = {item for user in users for item in recommended.get(user.user_id, [])[:k]}
+    shown = [item for user in users for item in recommended.get(user.user_id, [])[:k]]
     mean = (lambda values: float(values.mean()) if len(values) else 0.0)  # noqa: E731
-    return Scores(mean(each.ndcg), mean(each.hit), mean(each.recall), len(seen) / catalogue_size, len(users),
-                  bootstrap_interval(each.ndcg), each.ndcg)
+    return Scores(mean(each.ndcg), mean(each.hit), mean(each.recall), len(set(shown)) / catalogue_size, len(users),
+                  bootstrap_interval(each.ndcg), each.ndcg,
+                  sum(item in rare for item in shown) / len(shown) if shown else 0.0)
+
+
+def rare_products(training: list[Rating], catalogue: set[str]) -> frozenset[str]:
+    counts: dict[str, int] = defaultdict(int)
+    for rating in training:
+        counts[rating.item_id] += 1
+    return frozenset(item for item in catalogue if counts[item] <= RARE_MAX_RATINGS)

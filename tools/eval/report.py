@@ -6,7 +6,7 @@ import numpy as np
 
 from tools.eval.protocol import HISTORY_BUCKETS, EvalUser, Scores, bootstrap_interval, history_bucket
 
-HEADER = "| {what} | NDCG@10 [95 % interval] | HR@10 | Recall@10 | coverage | p50 ms | p99 ms |"
+HEADER = "| {what} | NDCG@10 [95 % interval] | HR@10 | Recall@10 | coverage | rare share | p50 ms | p99 ms |"
 
 
 @dataclass
@@ -25,11 +25,11 @@ def format_row(row: Row) -> str:
     s = row.scores
     low, high = s.ndcg_interval
     return (f"| {row.method} | {s.ndcg:.4f} [{low:.4f}, {high:.4f}] | {s.hit_rate:.3f} | {s.recall:.4f} "
-            f"| {s.coverage:.3f} | {statistics.median(row.latencies_ms):.1f} | {_percentile(row.latencies_ms, 0.99):.1f} |")
+            f"| {s.coverage:.3f} | {s.rare_share:.3f} | {statistics.median(row.latencies_ms):.1f} | {_percentile(row.latencies_ms, 0.99):.1f} |")
 
 
 def _table(what: str, rows: list[Row]) -> list[str]:
-    return [HEADER.format(what=what), "|---|---|---|---|---|---|---|", *[format_row(row) for row in rows], ""]
+    return [HEADER.format(what=what), "|---|---|---|---|---|---|---|---|", *[format_row(row) for row in rows], ""]
 
 
 def comparison(default: Row, components: list[Row]) -> list[str]:
@@ -71,7 +71,8 @@ def render(rows: list[Row], grid_rows: list[Row], tuned: list[str], *, compariso
         f"{n_items} products, {n_ratings} training ratings; the evaluated users are split once, by a seeded hash"
         f" of their id, into {n_tune} users the weights are tuned on and {n_report} users reported on (per-user"
         " temporal split, last 20 % held out, targets rated >= 4.0, full ranking, history excluded). NDCG intervals:"
-        " 95 %, bootstrap over users.",
+        " 95 %, bootstrap over users. Rare share: the share of recommendations that are products with at most"
+        " 5 training ratings (new or rarely rated).",
         "",
         f"## Reported users ({n_report})",
         "",
