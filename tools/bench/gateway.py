@@ -191,6 +191,7 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
         raise SystemExit("the candidate query does not use the HNSW index:\n" + plan)
     queries = [as_array(v) + rng.normal(0, 0.03, 384).astype(np.float32) for v in sample]
     recall = await recall_at_10(url, args.ef_search, queries)
+    print(f"recall@10 of the served HNSW search against an exact scan: {recall:.3f}")
 
     recorded = await record(url, users[:args.bare_users], args.ef_search, args.limit)
     trips = [len(statements) for statements in recorded.values()]
@@ -201,6 +202,7 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
         for concurrency in (1, 16):
             latencies, wall = await bare(url, args.ef_search, requests, concurrency)
             ceiling[f"{label}_{concurrency}"] = summary(latencies, wall)
+            print(f"{label} statements, {concurrency} in flight: {ceiling[f'{label}_{concurrency}']}")
 
     log_dir = Path(tempfile.mkdtemp(prefix="recommender-bench-"))
     port = localpg.free_port()
@@ -215,11 +217,14 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
         await measure(api_url, users, 300, 4, args.limit)  # warm every process's pool and caches
         latencies, wall, errors_one = await measure(api_url, users, args.requests, 1, args.limit)
         one = summary(latencies, wall)
+        print(f"api, one at a time: {one}")
         long_latencies, long_wall, long_errors = await measure(api_url, long_users, max(200, args.requests // 4), 1,
                                                                args.limit)
         long = summary(long_latencies, long_wall)
+        print(f"api, one at a time, {LONG_HISTORY:,}-item histories: {long}")
         latencies, wall, errors = await measure(api_url, users, args.requests, 16, args.limit)
         many = summary(latencies, wall)
+        print(f"api, 16 in flight: {many}")
         rss_mib = [_rss_mib(api.popen.pid) for api in apis]
     finally:
         for api in apis:
