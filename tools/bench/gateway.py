@@ -262,13 +262,17 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--seed", type=int, default=42)
 
 
-async def _all_sizes(args: argparse.Namespace, url: str) -> list[dict]:
-    return [await bench(args, url, int(size)) for size in args.products.split(",")]
+async def _all_sizes(args: argparse.Namespace, server_url: str) -> list[dict]:
+    """Each size in a database of its own on that server, so a later run reuses it."""
+    sizes = []
+    for size in (int(text) for text in args.products.split(",")):
+        sizes.append(await bench(args, await own_database(server_url, f"recommender_bench_{size}"), size))
+    return sizes
 
 
 def run(args: argparse.Namespace, result: Report) -> dict:
     if args.database_url:
-        sizes = asyncio.run(_all_sizes(args, asyncio.run(own_database(args.database_url))))
+        sizes = asyncio.run(_all_sizes(args, args.database_url))
     else:
         folder = Path(tempfile.mkdtemp(prefix="recommender-bench-pg-"))
         url = localpg.start(folder / "data", localpg.free_port())
