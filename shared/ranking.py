@@ -31,15 +31,24 @@ class BlendWeights:
     popularity: float = 0.1
 
 
-def collaborative_scores(row_ids: Sequence[str], row_weight: np.ndarray, row: np.ndarray, neighbour: np.ndarray,
-                         weight: np.ndarray, source: str) -> list[Candidate]:
+@dataclass(frozen=True)
+class Scores:
+    """Scores of many candidates as arrays: `because[i]` indexes the history rows given."""
+
+    ids: np.ndarray  # str
+    score: np.ndarray  # float64
+    because: np.ndarray  # int64
+
+
+def collaborative_scores(row_weight: np.ndarray, row: np.ndarray, neighbour: np.ndarray,
+                         weight: np.ndarray) -> Scores:
     """score(j) = sum over history rows h of row_weight[h] * weight(h, j), from flattened neighbour
-    rows (pair i: row `row[i]` to `neighbour[i]` with `weight[i]`); `because` is the history product
-    that contributed most (a negative total: what fans of a disliked product like). Best first."""
+    rows (pair i: row `row[i]` to `neighbour[i]` with `weight[i]`); `because` is the history row
+    that contributed most. A negative total is what fans of disliked products like."""
     parts = np.asarray(row_weight, dtype=np.float64)[row] * weight
     keep = parts != 0
     if not keep.any():
-        return []
+        return Scores(np.zeros(0, dtype=str), np.zeros(0), np.zeros(0, dtype=np.int64))
     parts, rows = parts[keep], row[keep]
     ids, codes = np.unique(neighbour[keep], return_inverse=True)
     totals = np.bincount(codes, weights=parts, minlength=len(ids))
@@ -47,8 +56,18 @@ def collaborative_scores(row_ids: Sequence[str], row_weight: np.ndarray, row: np
     first = order[np.r_[0, np.flatnonzero(np.diff(codes[order])) + 1]]
     because = np.empty(len(ids), dtype=np.int64)
     because[codes[first]] = rows[first]
-    ranked = np.lexsort((ids, -totals))
-    return [Candidate(str(ids[i]), float(totals[i]), source, row_ids[because[i]]) for i in ranked]
+    return Scores(ids, totals, because)
+
+
+def top_candidates(ids: np.ndarray, score: np.ndarray, source: Sequence[str], because: Sequence[str | None],
+                   k: int) -> list[Candidate]:
+    """The `k` best as Candidates, by score then id (only these become objects)."""
+    if len(ids) > k:
+        keep = np.argpartition(-score, k - 1)[:k]
+        ids, score = ids[keep], score[keep]
+        source, because = [source[i] for i in keep], [because[i] for i in keep]
+    order = np.lexsort((ids, -score))
+    return [Candidate(str(ids[i]), float(score[i]), source[i], because[i]) for i in order]
 
 
 def blend(parts: Sequence[tuple[float, Sequence[Candidate]]], popularity: Mapping[str, float],

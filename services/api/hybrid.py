@@ -55,34 +55,39 @@ def recency_weights(count: int) -> np.ndarray:
     return 0.5 ** (np.arange(count) / (count / 2))
 
 
-def _scaled(candidates: list[Candidate]) -> dict[str, Candidate]:
-    top = max((c.score for c in candidates), default=0.0)
-    return {c.product_id: Candidate(c.product_id, c.score / top, c.source, c.because) for c in candidates} \
-        if top > 0 else {}
+def _scaled(scores: ranking.Scores) -> ranking.Scores:
+    top = scores.score.max(initial=0.0)
+    return ranking.Scores(scores.ids, scores.score / top, scores.because) if top > 0 else \
+        ranking.Scores(scores.ids[:0], scores.score[:0], scores.because[:0])
 
 
 def collaborative(history: ProductWeights, similar_rows, next_rows, next_weight: float,
                   limit: int = COLLABORATIVE_CANDIDATES) -> list[Candidate]:
     """The best `limit` collaborative candidates, each from the table that contributed most.
-    `similar_rows` / `next_rows` are flattened neighbour rows (`store.NeighbourRows`)."""
+    `similar_rows` / `next_rows` are flattened neighbour rows (`store.NeighbourRows`); numpy
+    throughout, Candidates only for the best."""
     weight_of = history.as_dict()
     similar = _scaled(ranking.collaborative_scores(
-        similar_rows.row_ids, np.array([weight_of.get(pid, 0.0) for pid in similar_rows.row_ids]),
-        similar_rows.row, similar_rows.neighbour, similar_rows.weight, SIMILAR))
+        np.array([weight_of.get(pid, 0.0) for pid in similar_rows.row_ids]),
+        similar_rows.row, similar_rows.neighbour, similar_rows.weight))
     rank_of = {pid: rank for rank, pid in enumerate(history.latest(RECENT_ITEMS))}
     recency = recency_weights(RECENT_ITEMS)
     following = _scaled(ranking.collaborative_scores(
-        next_rows.row_ids, np.array([recency[rank_of[pid]] if pid in rank_of else 0.0 for pid in next_rows.row_ids]),
-        next_rows.row, next_rows.neighbour, next_rows.weight, NEXT))
-    combined = []
-    for pid in similar.keys() | following.keys():
-        s = similar.get(pid)
-        f = following.get(pid)
-        s_score, f_score = (s.score if s else 0.0), (f.score * next_weight if f else 0.0)
-        source = s if s is not None and (f is None or s_score >= f_score) else f
-        combined.append(Candidate(pid, s_score + f_score, source.source, source.because))
-    combined.sort(key=lambda c: (-c.score, c.product_id))
-    return combined[:limit]
+        np.array([recency[rank_of[pid]] if pid in rank_of else 0.0 for pid in next_rows.row_ids]),
+        next_rows.row, next_rows.neighbour, next_rows.weight))
+    ids, codes = np.unique(np.concatenate([similar.ids, following.ids]), return_inverse=True)
+    s_score, f_score = np.zeros(len(ids)), np.zeros(len(ids))
+    s_from, f_from = np.full(len(ids), -1), np.full(len(ids), -1)
+    n = len(similar.ids)
+    s_score[codes[:n]], s_from[codes[:n]] = similar.score, similar.because
+    f_score[codes[n:]], f_from[codes[n:]] = following.score * next_weight, following.because
+    from_similar = (s_from >= 0) & ((f_from < 0) | (s_score >= f_score))
+    total = s_score + f_score
+    keep = np.argpartition(-total, limit - 1)[:limit] if len(ids) > limit else np.arange(len(ids))
+    source = np.where(from_similar[keep], SIMILAR, NEXT).tolist()
+    because = [similar_rows.row_ids[s] if use_s else next_rows.row_ids[f]
+               for use_s, s, f in zip(from_similar[keep].tolist(), s_from[keep].tolist(), f_from[keep].tolist())]
+    return ranking.top_candidates(ids[keep], total[keep], source, because, limit)
 
 
 def content_by_rank(ranked: list[Candidate]) -> list[Candidate]:

@@ -1,6 +1,7 @@
 import numpy as np
+import pytest
 
-from shared.ranking import CONTENT, POPULAR, SIMILAR, Candidate, blend, collaborative_scores, mmr_rerank
+from shared.ranking import CONTENT, POPULAR, SIMILAR, Candidate, blend, collaborative_scores, mmr_rerank, top_candidates
 
 
 def flat(table: dict[str, list[tuple[str, float]]]):
@@ -13,12 +14,13 @@ def flat(table: dict[str, list[tuple[str, float]]]):
 
 def test_collaborative_scores_add_up_and_name_the_biggest_contributor():
     rows, row, neighbour, weight = flat({"a": [("x", 0.5), ("y", 0.1)], "b": [("x", 0.2), ("z", 0.9)]})
-    weights = np.array([1.0, -0.5])  # a liked, b disliked
-    scores = {c.product_id: c for c in collaborative_scores(rows, weights, row, neighbour, weight, SIMILAR)}
-    assert scores["x"].score == np.float32(0.5) - np.float32(0.2) * 0.5 and scores["x"].because == "a"
-    assert scores["z"].score < 0  # what a disliked product's fans like is pushed down
-    assert [c.product_id for c in collaborative_scores(rows, weights, row, neighbour, weight, SIMILAR)] == ["x", "y", "z"]
-    assert collaborative_scores(rows, np.zeros(2), row, neighbour, weight, SIMILAR) == []
+    scores = collaborative_scores(np.array([1.0, -0.5]), row, neighbour, weight)  # a liked, b disliked
+    by_id = {str(pid): (score, rows[because]) for pid, score, because in zip(scores.ids, scores.score, scores.because)}
+    assert by_id["x"][0] == pytest.approx(0.5 - 0.2 * 0.5) and by_id["x"][1] == "a"
+    assert by_id["z"][0] < 0 and by_id["z"][1] == "b"  # what a disliked product's fans like is pushed down
+    assert len(collaborative_scores(np.zeros(2), row, neighbour, weight).ids) == 0
+    best = top_candidates(scores.ids, scores.score, [SIMILAR] * 3, [rows[b] for b in scores.because], 2)
+    assert [(c.product_id, c.because) for c in best] == [("x", "a"), ("y", "a")]
 
 
 def test_blend_excludes_ranks_keeps_the_biggest_terms_reason_and_falls_back_to_popular():
