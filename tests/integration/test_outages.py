@@ -239,3 +239,29 @@ async def test_embedder_health_answers_503_while_the_database_is_down_and_recove
         await pool.close()
         await connection.close()
         await _delete_topology(amqp_url, _topology(prefix))
+
+
+async def test_trainer_health_answers_503_while_the_database_is_down_and_recovers(private_pg):
+    from services.trainer.__main__ import _serve_health
+    from shared.db import Database
+    from shared.settings import TrainerSettings
+
+    settings = TrainerSettings(database_url=private_pg.url, host="127.0.0.1", health_port=localpg.free_port())
+    database = Database(settings)
+    database.start()
+    runner = await _serve_health(settings, database)
+    base = f"http://127.0.0.1:{settings.health_port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            await wait_for(lambda: status_of(session, "GET", f"{base}/health/ready", expect=200), 30,
+                           "the trainer to become ready")
+            private_pg.stop()
+            try:
+                await assert_unavailable(session, base, [("GET", "/health/live"), ("GET", "/health/ready")],
+                                         {"GET /health/ready"})
+            finally:
+                private_pg.start()
+            await wait_recovered(session, "GET", f"{base}/health/ready", 200)
+    finally:
+        await runner.cleanup()
+        await database.close()

@@ -4,6 +4,11 @@ from pathlib import Path
 import pytest
 from playwright.async_api import async_playwright
 
+from shared import catalog, dead_letters
+from shared.dead_letters import DeadLetter
+from shared.schemas import ProductIn
+from tests.e2e.recommend.conftest import tenant_services
+
 pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"
@@ -71,3 +76,21 @@ async def test_picking_a_user_shows_history_and_their_recommendations(page, demo
     await page.click("#recommendations > li:first-child button.similar")
     await page.wait_for_selector("#similar > li")
     assert len(await shown(page, "similar")) == 5
+
+
+async def test_the_page_says_which_products_are_pending_and_which_failed_and_why(page, pool, database_url, amqp_url,
+                                                                                   amqp_prefix, unique):
+    # Its own tenant, products written straight to the database (not queued, so never embedded).
+    tenant = f"web-{unique}"
+    async with tenant_services(pool, database_url, amqp_url, amqp_prefix, tenant) as (_, api_url):
+        products = [ProductIn(id=f"{name}-{unique}", title=f"{name.title()} film", description="Never embedded.")
+                    for name in ("broken", "waiting")]
+        async with pool.acquire() as conn:
+            await catalog.upsert_products(conn, tenant, [(product, 3) for product in products])
+        await dead_letters.record(pool, [DeadLetter(f"m-{unique}", tenant, products[0].id, 3, b"{}",
+                                                    "still failing after 5 attempts: boom", 5)])
+        await page.goto(f"{api_url}/")
+        await page.wait_for_selector("#products li[data-id]")
+        assert "Embedding failed: still failing after 5 attempts: boom" in await page.inner_text(
+            f"#products li[data-id='{products[0].id}']")
+        assert "Embedding pending" in await page.inner_text(f"#products li[data-id='{products[1].id}']")
