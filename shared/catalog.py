@@ -93,3 +93,17 @@ async def known_state(
         product_ids,
     )
     return {row["id"]: (row["version"], row["vector_hash"]) for row in rows}
+
+
+async def pending_count(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str, model: str) -> int:
+    """The tenant's live products still waiting for a vector of their current text (neither
+    embedded nor dead-lettered: what `embedding_status = 'pending'` means)."""
+    return await conn.fetchval(
+        "SELECT count(*) FROM products p WHERE p.tenant_id = $1 AND NOT p.deleted"
+        " AND NOT EXISTS (SELECT 1 FROM product_vectors v WHERE v.tenant_id = p.tenant_id AND v.product_id = p.id"
+        "                 AND v.model = $2 AND v.content_hash = p.content_hash)"
+        " AND NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.tenant_id = p.tenant_id AND d.product_id = p.id"
+        "                 AND d.version >= p.version)",
+        tenant_id,
+        model,
+    )

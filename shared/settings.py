@@ -39,6 +39,9 @@ class IngestSettings(Settings):
     # the embedder workers; 0: no limit.
     max_backlog: int = Field(20_000, ge=0)
     backlog_retry_after_s: int = Field(5, ge=1)
+    # Per tenant: its writes get 429 + Retry-After while this many of its products wait to be
+    # embedded (counted in PostgreSQL at most once a second); 0: no per-tenant limit.
+    max_tenant_backlog: int = Field(0, ge=0)
     db_command_timeout_s: float | None = Field(4.0, gt=0)
 
 

@@ -8,6 +8,7 @@ from services.ingest.backlog import Backlog
 from services.ingest.keys import backlog_key, database_key, publisher_key, settings_key, version_clock_key
 from services.ingest.publisher import Publisher
 from services.ingest.routes import setup_routes
+from shared import catalog
 from shared.amqp import Broker, Topology
 from shared.db import Database
 from shared.http import errors_middleware, setup_health, setup_metrics
@@ -29,7 +30,9 @@ async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:
     broker = Broker(settings.amqp_url, Topology(settings.amqp_prefix))
     broker.start()
     app[publisher_key] = Publisher(broker, settings.publish_timeout_s)
-    app[backlog_key] = Backlog(broker, settings.max_backlog, settings.backlog_retry_after_s)
+    app[backlog_key] = Backlog(broker, settings.max_backlog, settings.backlog_retry_after_s,
+                               max_tenant_backlog=settings.max_tenant_backlog,
+                               tenant_pending=lambda tenant_id: _tenant_pending(app, tenant_id))
     yield
     await broker.close()
 
@@ -40,6 +43,10 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[database_key] = database
     yield
     await database.close()
+
+
+async def _tenant_pending(app: web.Application, tenant_id: str) -> int:
+    return await catalog.pending_count(app[database_key].require(), tenant_id, app[settings_key].model_name)
 
 
 def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Application:

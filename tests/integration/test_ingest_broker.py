@@ -115,3 +115,27 @@ async def test_a_full_backlog_refuses_writes_with_retry_after_until_it_drains(ai
 
 async def _ready(client) -> bool:
     return (await client.get("/health/ready")).status == 200
+
+
+async def test_a_tenant_with_too_many_pending_products_gets_429_and_others_are_not_held_up(
+        aiohttp_client, settings, topology, pool, unique):
+    async def ingest_for(tenant: str):
+        await pool.execute("INSERT INTO tenants (id) VALUES ($1)", tenant)
+        app = create_app(IngestSettings(**{**settings.model_dump(), "amqp_prefix": topology.prefix,
+                                           "tenant_id": tenant, "max_tenant_backlog": 3}))
+        client = await aiohttp_client(app)
+        await wait_for(lambda: _ready(client), 10, "ingest to become ready")
+        return client
+
+    busy, quiet = await ingest_for(f"busy-{unique}"), await ingest_for(f"quiet-{unique}")
+    products = [{**GOOD, "id": f"tb-{unique}-{i}"} for i in range(3)]
+    assert (await busy.post("/v1/products", json=products)).status == 202  # 3 pending now
+
+    async def refused():
+        response = await busy.post("/v1/products", json={**GOOD, "id": f"tb-{unique}-more"})
+        return response if response.status == 429 else None
+
+    response = await wait_for(refused, 5, "the busy tenant's write to be refused")
+    body = await response.json()
+    assert body["error"]["code"] == "tenant_backlog_full" and int(response.headers["Retry-After"]) > 0
+    assert (await quiet.post("/v1/products", json={**GOOD, "id": f"tq-{unique}"})).status == 202
