@@ -1,12 +1,15 @@
 """What every aiohttp role shares: JSON errors, health routes, request metrics, body parsing."""
 import json
 import logging
+import math
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.errors import RETRY_AFTER_S, AppError, InvalidInput, Unavailable
 from shared.outages import BROKER_DOWN, DATABASE_DOWN
@@ -20,7 +23,31 @@ registry_key = web.AppKey("registry", CollectorRegistry)
 ready_checks_key = web.AppKey("ready_checks", list)
 
 
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    field: str = Field(description="The field, parameter or header at fault (`[3].title`, `limit`, `body`)")
+    problem: str
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="Stable, machine-readable (`invalid_input`, `not_found`, ...)")
+    message: str = Field(description="For people")
+    details: list[ErrorDetail]
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of every service."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"error": {
+        "code": "invalid_input", "message": "1 invalid field(s); nothing of this request was accepted",
+        "details": [{"field": "[3].title", "problem": "Field required"}]}}]})
+
+    error: ErrorInfo
+
+
 def error_body(code: str, message: str, details: list | None = None) -> dict:
+    """The JSON of `ErrorBody` (built directly: an error answer must not fail)."""
     return {"error": {"code": code, "message": message, "details": details or []}}
 
 
@@ -109,15 +136,40 @@ def setup_health(app: web.Application, checks: list[ReadyCheck]) -> None:
     app.router.add_get("/health/ready", ready)
 
 
+# A \uD800-\uDFFF escape: a lone one parses into a string that cannot be stored as UTF-8.
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _not_json_number(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is out of range for a number")
+    return number
+
+
 async def read_json(request: web.Request) -> object:
-    """The request body as JSON; 415 without a JSON content type, 400 when it does not parse."""
+    """The request body as JSON; 415 without a JSON content type, 400 when it is not strict JSON:
+    not UTF-8, malformed, `NaN`/`Infinity` (or a number beyond a double), nested too deeply, or a lone surrogate in a string."""
     if request.content_type != "application/json":
         raise UnsupportedMediaType()
     body = await request.read()
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        value = json.loads(body, parse_constant=_not_json_number, parse_float=_finite)
+    except RecursionError:
+        raise MalformedJson("the body is nested too deeply", [{"field": "body", "problem": "nested too deeply"}])
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise MalformedJson(f"the body is not valid JSON: {exc}", [{"field": "body", "problem": str(exc)}])
+    if SURROGATE_ESCAPE.search(body):
+        try:
+            json.dumps(value, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise MalformedJson("the body has a lone UTF-16 surrogate (\\uD800-\\uDFFF) in a string",
+                                [{"field": "body", "problem": "lone surrogate escape"}]) from None
+    return value
 
 
 class UnsupportedMediaType(AppError):

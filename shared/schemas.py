@@ -9,13 +9,40 @@ import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints, ValidationError,
+                      WithJsonSchema, field_validator, model_validator)
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 ProductId = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=128)]
 UserId = ProductId  # the same safe alphabet
 SCALARS = (str, int, float, bool)
-Genre = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+
+
+def _no_nul(text: str) -> str:
+    """PostgreSQL text cannot hold NUL: refused here rather than failing where it is stored."""
+    if "\x00" in text:
+        raise ValueError("must not contain NUL characters")
+    return text
+
+
+NoNul = AfterValidator(_no_nul)
+Genre = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), NoNul]
+# What the documents say a metadata value is; `ProductIn._flat_metadata` checks it.
+_SCALAR_SCHEMA = {"type": ["string", "number", "boolean", "null"]}
+MetadataValue = Annotated[object, WithJsonSchema({"anyOf": [_SCALAR_SCHEMA, {"type": "array", "items": _SCALAR_SCHEMA}]})]
+
+
+
+def _date_time_text(value: object) -> object:
+    """Only ISO 8601 text: pydantic would also take a number as seconds since 1970."""
+    if value is not None and not isinstance(value, (str, datetime)):
+        raise ValueError("an ISO 8601 date-time string, like 2026-11-20T18:30:00Z")
+    return value
+
+
+DateTime = Annotated[datetime, BeforeValidator(_date_time_text)]
+Number = Annotated[float, Strict()]  # a JSON number, not a numeric string or a boolean
+Count = Annotated[int, Strict()]
 
 SCHEMA_VERSION = 1
 
@@ -23,21 +50,17 @@ SCHEMA_VERSION = 1
 class ProductIn(BaseModel):
     """A product as clients send it. Unknown fields are rejected (422): extras belong in `metadata`."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [{
+        "id": "tt0133093", "title": "The Matrix",
+        "description": "A hacker learns that the world he lives in is a simulation and joins the rebellion.",
+        "genres": ["Action", "Sci-Fi"], "year": 1999, "metadata": {"rating": 8.7, "director": "Wachowski"}}]})
 
     id: ProductId | None = None
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-    description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500), NoNul]
+    description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000), NoNul]
     genres: list[Genre] = Field(default_factory=list, max_length=32)
     year: int | None = Field(None, ge=1800, le=2200)
-    metadata: dict[Annotated[str, StringConstraints(max_length=128)], object] = Field(default_factory=dict)
-
-    @field_validator("title", "description")
-    @classmethod
-    def _no_nul(cls, text: str) -> str:
-        if "\x00" in text:
-            raise ValueError("must not contain NUL characters")
-        return text
+    metadata: dict[Annotated[str, StringConstraints(max_length=128)], MetadataValue] = Field(default_factory=dict)
 
     @field_validator("metadata")
     @classmethod
@@ -80,13 +103,15 @@ class InteractionIn(BaseModel):
     """One thing a user did with a product. `rating` needs a value 0.5-5; for a purchase the value is the
     quantity. `event_id` makes the write idempotent: a second write with the same id is ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"product_id": "tt0133093", "type": "rating", "value": 4.5, "occurred_at": "2026-11-20T18:30:00Z",
+         "event_id": "ev-1234"}]})
 
     product_id: ProductId
     type: InteractionType
-    value: float | None = Field(None, ge=0, le=1000)
-    occurred_at: datetime | None = None
-    event_id: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    value: Number | None = Field(None, ge=0, le=1000)
+    occurred_at: DateTime | None = None
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=200), NoNul] | None = None
 
     @model_validator(mode="after")
     def _rating_has_value(self) -> "InteractionIn":
@@ -101,18 +126,19 @@ class OrderItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     product_id: ProductId
-    quantity: int = Field(1, ge=1, le=1000)
+    quantity: Count = Field(1, ge=1, le=1000)
 
 
 class OrderIn(BaseModel):
     """An order: recorded as one purchase per item. With `order_id`, posting it again stores nothing new."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"user_id": "u42", "order_id": "o-1001", "items": [{"product_id": "tt0133093", "quantity": 2}]}]})
 
     user_id: UserId
     items: list[OrderItem] = Field(min_length=1, max_length=1000)
     order_id: ProductId | None = None
-    occurred_at: datetime | None = None
+    occurred_at: DateTime | None = None
 
 
 def embedding_text(title: str, description: str) -> str:

@@ -62,5 +62,5 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
             app[backlog_key] = deps.backlog
     setup_metrics(app, "ingest", lambda: app[database_key].in_use())
     setup_health(app, [lambda: app[database_key].problem(), lambda: app[publisher_key].problem()])
-    setup_routes(app)
+    setup_routes(app, settings.max_batch)
     return app

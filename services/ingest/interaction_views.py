@@ -6,7 +6,7 @@ from pydantic import ValidationError
 
 from services.ingest import interactions
 from services.ingest.keys import database_key, settings_key
-from services.ingest.validation import batch_items, validate_all
+from services.ingest.validation import batch_items, no_duplicates, validate_all
 from shared.errors import InvalidInput
 from shared.http import read_json
 from shared.schemas import ID_PATTERN, InteractionIn, OrderIn, error_details
@@ -51,6 +51,7 @@ async def post_order(request: web.Request) -> web.Response:
         order = OrderIn.model_validate(await read_json(request))
     except ValidationError as exc:
         raise InvalidInput("invalid order; nothing was stored", error_details(exc))
+    no_duplicates([item.product_id for item in order.items], "items[{}].product_id", "product")
     events = [
         InteractionIn(
             product_id=item.product_id,

@@ -33,3 +33,18 @@ def validate_all(model: type[M], items: list, is_list: bool) -> list[M]:
     if details:
         raise InvalidInput(f"{len(details)} invalid field(s); nothing of this request was accepted", details)
     return valid
+
+
+def no_duplicates(keys: list[str | None], field: str, noun: str) -> None:
+    """InvalidInput naming every repeat of a key in one request (`[3].id`); None keys are not compared."""
+    first: dict[str, int] = {}
+    details = []
+    for index, key in enumerate(keys):
+        if key is None:
+            continue
+        if key in first:
+            details.append({"field": field.format(index), "problem": f"{noun} {key!r} also at {field.format(first[key])};"
+                                                                       f" send each once per request"})
+        first.setdefault(key, index)
+    if details:
+        raise InvalidInput(f"{len(details)} repeated {noun}(s); nothing of this request was accepted", details)

@@ -5,7 +5,7 @@ import re
 from aiohttp import web
 
 from services.ingest.keys import backlog_key, database_key, publisher_key, settings_key, version_clock_key
-from services.ingest.validation import batch_items, validate_all
+from services.ingest.validation import batch_items, no_duplicates, validate_all
 from shared import catalog
 from shared.errors import InvalidInput
 from shared.http import read_json
@@ -63,7 +63,9 @@ async def _record_pending(request: web.Request, messages: list[ProductMessage]) 
 
 async def post_products(request: web.Request) -> web.Response:
     items, is_list = batch_items(await read_json(request), request.app[settings_key].max_batch, "products")
-    return await _accept(request, validate_all(ProductIn, items, is_list))
+    products = validate_all(ProductIn, items, is_list)
+    no_duplicates([p.id for p in products], "[{}].id" if is_list else "id", "id")
+    return await _accept(request, products)
 
 
 async def put_product(request: web.Request) -> web.Response:

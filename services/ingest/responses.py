@@ -1,0 +1,20 @@
+"""What ingest answers on success, as documented in its /openapi.json (schemathesis checks the
+answers against these in `make test`)."""
+from pydantic import BaseModel, Field
+
+
+class Accepted(BaseModel):
+    """Products accepted: queued durably, visible once embedded."""
+
+    accepted: int = Field(ge=0)
+    ids: list[str] = Field(description="The products' ids, in the order sent (generated where none was given)")
+
+
+class InteractionsStored(BaseModel):
+    user_id: str
+    received: int = Field(ge=0)
+    stored: int = Field(ge=0, description="How many were new (an event_id seen before is not stored again)")
+
+
+class OrderStored(InteractionsStored):
+    order_id: str | None
