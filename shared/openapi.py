@@ -78,11 +78,25 @@ def _error_response(status: int) -> dict:
     return response
 
 
+def _query_schema(field: dict) -> dict:
+    """A query field's schema: a query string has no null (absent is the default), no arrays or objects."""
+    field = {key: value for key, value in field.items() if key != "title"}
+    options = [option for option in field.pop("anyOf", []) if option.get("type") not in ("null", "array", "object")]
+    if len(options) == 1:
+        field = {**options[0], **field}
+    elif options:
+        field["anyOf"] = options
+    if field.get("default", 0) is None or isinstance(field.get("default"), (list, dict)):
+        del field["default"]
+    return field
+
+
 def _query_parameters(model: type[BaseModel]) -> list[dict]:
     schema = model.model_json_schema(ref_template=REF)
     required = set(schema.get("required", []))
     return [
-        {"name": name, "in": "query", "required": name in required, "schema": field,
+        {"name": name, "in": "query", "required": name in required, "schema": _query_schema(field),
+         **({} if name in required else {"allowEmptyValue": True}),  # an empty value counts as absent
          **({"description": field["description"]} if "description" in field else {})}
         for name, field in schema["properties"].items()
     ]
@@ -134,7 +148,7 @@ def _operation(route: Route, max_batch: int, secured: bool) -> dict:
 def document(title: str, version: str, description: str, routes: list[Route], max_batch: int = 1000,
              secured: bool = True) -> dict:
     """The OpenAPI 3.1 document of the routes; `secured`: routes with a role need a key."""
-    models = {m for r in routes for m in (r.body, r.response, r.query) if m is not None} | {ErrorBody}
+    models = {m for r in routes for m in (r.body, r.response) if m is not None} | {ErrorBody}
     _, schemas = models_json_schema(
         [(model, "validation" if model in {r.body for r in routes} else "serialization")
          for model in sorted(models, key=lambda m: m.__name__)],

@@ -30,7 +30,9 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: ApiSettings, database: Database | None = None) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware])
+    # Request lines up to 128 KiB (aiohttp's default is 8 KiB): the longest documented query string
+    # gets the JSON 400 naming a parameter rather than a plain-text refusal before routing.
+    app = web.Application(middlewares=[errors_middleware], handler_args={"max_line_size": 131072})
     app[settings_key] = settings
     if database is None:
         app.cleanup_ctx.append(_database_ctx)

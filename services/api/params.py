@@ -1,6 +1,5 @@
-"""Parameters of the catalogue routes and cursors: a 400 naming the parameter when bad.
-
-Recommendation queries are pydantic models (`query.py`).
+"""The limits of request parameters, the 400 naming one, and cursors (the parameters themselves
+are pydantic models: `query.py`).
 
 Cursors are opaque to clients: base64url JSON that carries the position and a fingerprint of the
 request, so a cursor used with other filters is refused rather than silently wrong.
@@ -9,8 +8,6 @@ import base64
 import binascii
 import hashlib
 import json
-import re
-from collections.abc import Mapping
 
 from shared.errors import BadParameter
 
@@ -21,32 +18,6 @@ MAX_EXCLUDE = 500
 
 def bad(field: str, problem: str) -> BadParameter:
     return BadParameter(f"bad parameter {field}: {problem}", [{"field": field, "problem": problem}])
-
-
-def integer(params: Mapping, name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise bad(name, f"must be an integer from {low} to {high}") from None
-    if not low <= value <= high or isinstance(raw, bool):
-        raise bad(name, f"must be an integer from {low} to {high}")
-    return value
-
-
-def limit(params: Mapping, default: int = 10) -> int:
-    return integer(params, "limit", default, 1, MAX_LIMIT)
-
-
-def genre(params: Mapping, field: str = "genre") -> str | None:
-    value = params.get("genre")
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str) or not re.fullmatch(GENRE_PATTERN, value):
-        raise bad(field, "1-64 characters: letters, digits, spaces and & ' . _ / - (not first)")
-    return value
 
 
 def fingerprint(*parts: object) -> str:

@@ -8,13 +8,15 @@ A value that does not parse is a 400 naming the parameter (`params.bad`).
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError, WithJsonSchema,
+                      field_validator, model_validator)
 
 from services.api.hybrid import Tuning
 from services.api.params import GENRE_PATTERN, MAX_EXCLUDE, MAX_LIMIT, bad
 from services.api.store import Filters
 from shared.schemas import ProductId
 
+MAX_ID_TEXT = 8000  # comma-separated ids in a query string
 Strategy = Literal["hybrid", "collaborative", "content", "spike", "popular"]
 
 
@@ -23,6 +25,8 @@ def _id_list(value: object) -> object:
     if value is None or value == "":
         return []
     if isinstance(value, str):
+        if len(value) > MAX_ID_TEXT:
+            raise ValueError(f"at most {MAX_ID_TEXT} characters of comma-separated ids")
         return [item.strip() for item in value.split(",") if item.strip()]
     if isinstance(value, list):
         return [str(item) if isinstance(item, int) and not isinstance(item, bool) else item for item in value]
@@ -35,8 +39,16 @@ def _no_bool(value: object) -> object:
     return value
 
 
-ProductIds = Annotated[list[ProductId], BeforeValidator(_id_list), Field(max_length=MAX_EXCLUDE)]
-Limit = Annotated[int, BeforeValidator(_no_bool), Field(ge=1, le=MAX_LIMIT, description="How many items (1-100).")]
+# Documented as all it takes: an array (of ids, or whole numbers), comma-separated text, or null.
+_IDS_SCHEMA = {"anyOf": [
+    {"type": "array", "maxItems": MAX_EXCLUDE,
+     "items": {"anyOf": [TypeAdapter(ProductId).json_schema(), {"type": "integer", "minimum": 0}]}},
+    {"type": "string", "maxLength": MAX_ID_TEXT, "description": "Comma-separated ids",
+     "examples": ["tt0133093,tt0062622"]},
+    {"type": "null"}]}
+ProductIds = Annotated[list[ProductId], BeforeValidator(_id_list), Field(max_length=MAX_EXCLUDE),
+                       WithJsonSchema(_IDS_SCHEMA)]
+Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description="How many items (1-100)."), BeforeValidator(_no_bool)]
 Cursor = Annotated[str | None, Field(max_length=4096, description="`next_cursor` of the previous page, unchanged.")]
 StrategyField = Annotated[Strategy, Field(description=(
     "hybrid (default): collaborative, content and popularity blended; collaborative: the model alone; "
@@ -73,7 +85,7 @@ class RankingFields(BaseModel):
     weights: str | None = Field(None, max_length=200, description=(
         "Overrides of the hybrid's blend for tuning, as collaborative:1,content:0.3,popularity:0.1,next:0.4 "
         "(each 0-10)."))
-    diversity: float = Field(0.0, ge=0, le=1, allow_inf_nan=False, description=(
+    diversity: Annotated[float, BeforeValidator(_no_bool)] = Field(0.0, ge=0, le=1, allow_inf_nan=False, description=(
         "0 ranks by relevance alone; higher trades relevance for variety (maximal marginal relevance)."))
 
     @field_validator("weights")
@@ -108,6 +120,26 @@ class SessionBody(RankingFields):
 
     def filters(self) -> Filters:
         return self.filters_.filters()
+
+
+def _stripped(value: object) -> object:
+    return (value.strip() or None) if isinstance(value, str) else value
+
+
+class BrowseQuery(BaseModel):
+    """The query string of `GET /v1/products`."""
+
+    query: Annotated[Annotated[str, Field(max_length=200)] | None, BeforeValidator(_stripped)] = Field(
+        None, description="Part of the title, any case (at most 200 characters).")
+    genre: str | None = Field(None, pattern=GENRE_PATTERN, description="Only products of this genre.")
+    limit: Limit = 20
+    cursor: Cursor = None
+
+
+class ListQuery(BaseModel):
+    """The query string of the user listings."""
+
+    limit: Annotated[int, BeforeValidator(_no_bool)] = Field(100, ge=1, le=1000, description="How many (1-1000).")
 
 
 def _field(error: dict) -> str:

@@ -11,7 +11,7 @@ from aiohttp import web
 from services.api import params, products, users
 from services.api.keys import database_key, settings_key, tenant_of
 from services.api.products import product_json
-from services.api.query import RankingFields, RecommendationQuery, SessionBody, parse
+from services.api.query import ListQuery, RankingFields, RecommendationQuery, SessionBody, parse
 from services.api.recommend import Page, Request, ranked_depth, recommend
 from services.api.store import Store
 from shared.errors import NotFound
@@ -108,7 +108,7 @@ async def similar(request: web.Request) -> web.Response:
 
 async def list_users(request: web.Request) -> web.Response:
     tenant_id = tenant_of(request)
-    limit = params.integer(request.query, "limit", 100, 1, 1000)
+    limit = parse(ListQuery, request.query).limit
     found = await users.list_users(request.app[database_key].require(), tenant_id, limit)
     return web.json_response({"items": found})
 
@@ -116,7 +116,7 @@ async def list_users(request: web.Request) -> web.Response:
 async def user_interactions(request: web.Request) -> web.Response:
     tenant_id = tenant_of(request)
     user_id = path_id(request, "user_id")
-    limit = params.integer(request.query, "limit", 100, 1, 1000)
+    limit = parse(ListQuery, request.query).limit
     found = await users.interactions(request.app[database_key].require(), tenant_id, user_id, limit)
     if found is None:
         raise NotFound(f"no user {user_id!r}", [{"field": "user_id", "problem": "unknown user"}])

@@ -1,8 +1,10 @@
+"""The api route table: what the app serves and what its /openapi.json documents."""
 from pathlib import Path
 
 from aiohttp import web
 
-from services.api import rec_views, spike, views
+from services.api import query as q, rec_views, responses as r, spike, views
+from shared.openapi import Route, add_routes, setup_docs
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -11,20 +13,38 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html")
 
 
+ROUTES = [
+    Route("GET", "/v1/products", views.browse, "Browse and search the catalogue", "catalogue", r.ProductPage,
+          query=q.BrowseQuery, role="read", description="Title match, in title order, page by page."),
+    Route("GET", "/v1/products/{product_id}", views.get_product, "One product", "catalogue", r.Product,
+          errors=(404,), role="read"),
+    Route("GET", "/v1/products/{product_id}/similar", rec_views.similar, "Products similar to one", "recommendations",
+          r.SimilarProducts, query=q.RecommendationQuery, errors=(404,), role="read"),
+    Route("GET", "/v1/genres", views.genres, "Genres with their product counts", "catalogue", r.Genres, role="read"),
+    Route("GET", "/v1/users", rec_views.list_users, "Users with their interaction counts", "users", r.Users,
+          query=q.ListQuery, role="read"),
+    Route("GET", "/v1/users/{user_id}/interactions", rec_views.user_interactions, "A user's newest interactions",
+          "users", r.UserInteractions, query=q.ListQuery, errors=(404,), role="read"),
+    Route("GET", "/v1/users/{user_id}/recommendations", rec_views.user_recommendations,
+          "Personal recommendations", "recommendations", r.UserRecommendations, query=q.RecommendationQuery,
+          role="read", description="From the user's stored history; an unknown user gets popular products."),
+    Route("POST", "/v1/recommendations", rec_views.session_recommendations,
+          "Recommendations for an anonymous session", "recommendations", r.Recommendations,
+          body=q.SessionBody, role="read"),
+    Route("GET", "/api/ping", spike.ping, "The spike's ping", "spike", r.Pong, role="read"),
+    Route("GET", "/api/products", spike.list_products, "The spike's product list", "spike", r.SpikeProducts,
+          role="read"),
+    Route("GET", "/api/products/recommendation", spike.user_recommendation, "The spike's user recommendations",
+          "spike", r.SpikeRecommendations, query=spike.SpikeUserQuery, role="read"),
+    Route("POST", "/api/products/recommendation", spike.liked_recommendation, "The spike's liked-list recommendations",
+          "spike", r.SpikeRecommendations, body=spike.SpikeLikedBody, role="read"),
+]
+
+
 def setup_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/products", views.browse)
-    app.router.add_get("/v1/products/{product_id}", views.get_product)
-    app.router.add_get("/v1/products/{product_id}/similar", rec_views.similar)
-    app.router.add_get("/v1/genres", views.genres)
-    app.router.add_get("/v1/users", rec_views.list_users)
-    app.router.add_get("/v1/users/{user_id}/interactions", rec_views.user_interactions)
-    app.router.add_get("/v1/users/{user_id}/recommendations", rec_views.user_recommendations)
-    app.router.add_post("/v1/recommendations", rec_views.session_recommendations)
-    # The spike's routes, kept for its page and scripts.
-    app.router.add_get("/api/ping", spike.ping)
-    app.router.add_get("/api/products", spike.list_products)
-    app.router.add_get("/api/products/recommendation", spike.user_recommendation)
-    app.router.add_post("/api/products/recommendation", spike.liked_recommendation)
+    add_routes(app, ROUTES)
+    # TODO(issue 8 part A): secured=True once the auth middleware is on
+    setup_docs(app, "Recommender api", "1", "Recommendations, the catalogue and users.", secured=False)
     # The web page.
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC_DIR)

@@ -3,6 +3,7 @@ from aiohttp import web
 
 from services.api import params, products
 from services.api.keys import database_key, settings_key, tenant_of
+from services.api.query import BrowseQuery, parse
 from shared.errors import NotFound
 
 
@@ -19,16 +20,13 @@ async def get_product(request: web.Request) -> web.Response:
 async def browse(request: web.Request) -> web.Response:
     """`GET /v1/products?query=&genre=&limit=&cursor=`: title match, in title order."""
     tenant_id = tenant_of(request)
-    query = request.query
-    text = query.get("query", "").strip() or None
-    if text is not None and len(text) > 200:
-        raise params.bad("query", "at most 200 characters")
-    genre, limit = params.genre(query), params.limit(query, default=20)
-    fingerprint = params.fingerprint("browse", text, genre)
-    position = params.decode_cursor(query.get("cursor"), fingerprint, {"t": str, "i": str})
+    query = parse(BrowseQuery, request.query)
+    fingerprint = params.fingerprint("browse", query.query, query.genre)
+    position = params.decode_cursor(query.cursor, fingerprint, {"t": str, "i": str})
     after = (position["t"], position["i"]) if position else None
     items, next_key = await products.browse(request.app[database_key].require(), tenant_id,
-                                            request.app[settings_key].model_name, text, genre, after, limit)
+                                            request.app[settings_key].model_name, query.query, query.genre, after,
+                                            query.limit)
     next_cursor = params.encode_cursor({"t": next_key[0], "i": next_key[1]}, fingerprint) if next_key else None
     return web.json_response({"items": items, "next_cursor": next_cursor})
 

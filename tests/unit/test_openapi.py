@@ -43,3 +43,25 @@ async def test_docs_page_renders_the_document_from_bundled_files(client):
         response = await client.get(asset)
         assert response.status == 200 and len(await response.read()) > 10_000
     assert (await client.get("/docs/..%2Fcore.py")).status == 404
+
+
+async def test_api_routes_are_documented_with_their_query_models(aiohttp_client):
+    from services.api.app import create_app as create_api
+    from shared.settings import ApiSettings
+
+    client = await aiohttp_client(create_api(ApiSettings(), NoDatabase()))
+    doc = await (await client.get("/openapi.json")).json()
+    served = {(r.method.lower(), r.resource.canonical) for r in client.app.router.routes() if r.method != "HEAD"}
+    documented = {(method, path) for path, ops in doc["paths"].items() for method in ops}
+    assert documented == {(m, p) for m, p in served if p not in UNDOCUMENTED | {"/", "/static"}}
+    recommend = doc["paths"]["/v1/users/{user_id}/recommendations"]["get"]
+    params = {p["name"]: p["schema"] for p in recommend["parameters"]}
+    assert set(params) == {"user_id", "limit", "cursor", "genre", "year_from", "year_to", "exclude", "strategy",
+                           "weights", "diversity"}
+    assert params["strategy"]["enum"][0] == "hybrid" and params["limit"] == {
+        "default": 10, "description": "How many items (1-100).", "minimum": 1, "maximum": 100, "type": "integer"}
+    assert params["exclude"]["type"] == "string"  # comma-separated in a query string
+    assert all("null" not in str(schema) for schema in params.values())  # a query string has no null
+    session = doc["paths"]["/v1/recommendations"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert session == {"$ref": "#/components/schemas/SessionBody"}
+    assert doc["components"]["schemas"]["SessionBody"]["additionalProperties"] is False

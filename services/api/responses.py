@@ -1,0 +1,102 @@
+"""What the api answers on success, as documented in its /openapi.json (schemathesis checks the
+answers against these in `make test`). Extra fields may appear: clients should ignore them."""
+from pydantic import BaseModel, Field, RootModel
+
+
+class Product(BaseModel):
+    id: str
+    title: str
+    description: str
+    genres: list[str]
+    year: int | None
+    metadata: dict[str, object]
+    version: int
+    created_at: str = Field(description="ISO 8601")
+    updated_at: str = Field(description="ISO 8601")
+    embedding_status: str = Field(description="`pending`, `ready` once it can be recommended, or `failed`")
+
+
+class ProductPage(BaseModel):
+    items: list[Product]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last")
+
+
+class GenreCount(BaseModel):
+    genre: str
+    products: int
+
+
+class Genres(BaseModel):
+    items: list[GenreCount]
+
+
+class UserSummary(BaseModel):
+    id: str
+    interactions: int
+
+
+class Users(BaseModel):
+    items: list[UserSummary]
+
+
+class Interaction(BaseModel):
+    product_id: str
+    title: str | None = Field(description="null when the product was deleted")
+    type: str
+    value: float | None
+    occurred_at: str
+
+
+class UserInteractions(BaseModel):
+    user_id: str
+    items: list[Interaction]
+
+
+class Reason(BaseModel):
+    type: str = Field(description="`similar_to`, `people_also_liked`, `people_watched_next`, `popular`, ...")
+    product_id: str | None = None
+    title: str | None = None
+
+
+class Recommendation(BaseModel):
+    product: Product
+    score: float
+    reasons: list[Reason]
+
+
+class Recommendations(BaseModel):
+    items: list[Recommendation]
+    next_cursor: str | None
+    strategy: str
+
+
+class UserRecommendations(Recommendations):
+    user_id: str
+
+
+class SimilarProducts(Recommendations):
+    product_id: str
+
+
+class Pong(BaseModel):
+    message: str
+
+
+class SpikeProduct(BaseModel):
+    id: int | str = Field(description="A number when the id is one")
+    name: str
+    description: str
+    rating: float | None
+
+
+class SpikeProducts(RootModel[list[SpikeProduct]]):
+    pass
+
+
+class SpikeRecommendation(BaseModel):
+    product: SpikeProduct
+    similarity: float
+
+
+class SpikeRecommendations(RootModel[list[SpikeRecommendation]]):
+    pass
