@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from playwright.async_api import async_playwright
 
 from shared import localpg
 from tests.processes import Process, spawn, wait_ready
@@ -47,3 +48,21 @@ def stack(database_url: str, amqp_url: str, amqp_prefix: str) -> Stack:
     finally:
         for process in stack.processes:
             process.terminate()
+
+
+# The web page in a real browser: Debian's chromium, driven by Playwright, at phone width.
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync"]
+
+
+@pytest.fixture
+async def page():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is missing: `make test` installs it (apt-get install chromium)")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        try:
+            yield await browser.new_page(viewport={"width": 390, "height": 844})
+        finally:
+            await browser.close()

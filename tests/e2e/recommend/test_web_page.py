@@ -2,7 +2,6 @@
 from pathlib import Path
 
 import pytest
-from playwright.async_api import async_playwright
 
 from shared import catalog, dead_letters
 from shared.dead_letters import DeadLetter
@@ -11,22 +10,7 @@ from tests.e2e.recommend.conftest import tenant_services
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--no-first-run", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-
-
-@pytest.fixture
-async def page():
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is missing: `make test` installs it (apt-get install chromium)")
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield await browser.new_page(viewport={"width": 390, "height": 844})
-        finally:
-            await browser.close()
 
 
 async def shown(page, list_id: str) -> list[str]:
