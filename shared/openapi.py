@@ -26,7 +26,7 @@ BODY_ERRORS = (400, 413, 415, 422)  # malformed JSON, too large, not JSON, inval
 AUTH_ERRORS = (401, 403, 429)
 ERROR_HEADERS = {
     401: {"WWW-Authenticate": "The Bearer challenge"},
-    429: {"Retry-After": "Seconds until the key may send again"},
+    429: {"Retry-After": "Seconds to wait before sending again"},
     503: {"Retry-After": "Seconds after which a retry may succeed"},
 }
 DOCS_FILES = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css"}

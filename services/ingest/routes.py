@@ -8,11 +8,12 @@ from shared.schemas import InteractionIn, OrderIn, ProductIn
 
 ROUTES = [
     Route("POST", "/v1/products", views.post_products, "Add or replace products", "products", Accepted, 202,
-          body=ProductIn, batch=True, role="write",
+          body=ProductIn, batch=True, errors=(429,), role="write",
           description="One product or an array of them, all valid or none accepted (a 422 names every bad field)."
-                      " 202: queued durably; each product shows as `pending` until embedded."),
+                      " 202: queued durably; each product shows as `pending` until embedded. 429 while the tenant has too many"
+                      " products waiting to be embedded, 503 while the whole queue is full (both with Retry-After)."),
     Route("PUT", "/v1/products/{product_id}", views.put_product, "Add or replace one product", "products",
-          Accepted, 202, body=ProductIn, role="write"),
+          Accepted, 202, body=ProductIn, errors=(429,), role="write"),
     Route("DELETE", "/v1/products/{product_id}", views.delete_product, "Delete a product", "products",
           Accepted, 202, errors=(422,), role="write"),
     Route("POST", "/v1/users/{user_id}/interactions", interaction_views.post_interactions, "Record interactions",
