@@ -103,3 +103,41 @@ async def test_interaction_fields_take_only_their_json_type(client, field, value
 async def test_nul_characters_in_text_are_422(client, publisher, path, body, field):
     found = await error(await client.post(path, json=body), 422)
     assert [d["field"] for d in found["details"]] == [field] and publisher.published == []
+
+
+@pytest.fixture
+async def api(aiohttp_client):
+    from services.api.app import create_app as create_api
+    from shared.settings import ApiSettings
+
+    return await aiohttp_client(create_api(ApiSettings(), NoDatabase()))
+
+
+@pytest.mark.parametrize("body, status, field", [
+    (b'{"liked": [' + b'"p1",' * 300_000 + b'"p2"]}', 413, "body"),  # over the api's 1 MiB
+    (b'{"liked": ' + b"[" * 20_000 + b"]" * 20_000 + b"}", 400, "body"),
+    (b'{"liked": ["p1"], "diversity": NaN}', 400, "body"),
+    (b'{"liked": ["p1"], "limit": Infinity}', 400, "body"),
+    (b'{"liked": ["\xff"]}', 400, "body"),
+    (json.dumps({"liked": [f"p{i}" for i in range(1001)]}).encode(), 400, "liked"),
+    (json.dumps({"liked": ["../etc/passwd"]}).encode(), 400, "liked"),
+    (json.dumps({"liked": ["a\nb"]}).encode(), 400, "liked"),
+    (json.dumps({"liked": ["x" * 129]}).encode(), 400, "liked"),
+    (json.dumps({"filters": {"exclude": ["a/b"]}}).encode(), 400, "filters.exclude"),
+])
+async def test_bad_session_bodies_are_4xx_naming_the_field(api, body, status, field):
+    found = await error(await api.post("/v1/recommendations", data=body, headers=JSON), status)
+    assert found["details"][0]["field"] == field
+
+
+@pytest.mark.parametrize("path, field", [
+    ("/v1/users/a%2Fb/recommendations", "user_id"),
+    ("/v1/users/a%0Ab/interactions", "user_id"),
+    ("/v1/users/" + "x" * 129 + "/recommendations", "user_id"),
+    ("/v1/products/..%2F..%2Fetc/similar", "product_id"),
+    ("/v1/users/u1/recommendations?exclude=a/b", "exclude"),
+    ("/api/products/recommendation?users_id=a%00b", "users_id"),
+])
+async def test_bad_ids_in_api_paths_and_queries_are_400_naming_them(api, path, field):
+    found = await error(await api.get(path), 400)
+    assert found["details"][0]["field"] == field
