@@ -7,6 +7,7 @@ answer and the error statuses it may give besides those every route of its kind 
 parameters are ids (`shared.schemas.ProductId`). `/docs` renders the document with the Swagger UI
 files of the `swagger-ui-py` package, served from here (no CDN).
 """
+import html
 import importlib.resources
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -202,9 +203,7 @@ def setup_docs(app: web.Application, title: str, version: str, description: str,
         return web.json_response(built[0])
 
     async def docs_page(request: web.Request) -> web.Response:
-        from html import escape
-
-        return web.Response(text=DOCS_PAGE.format(title=escape(title)), content_type="text/html")
+        return web.Response(text=DOCS_PAGE.format(title=html.escape(title)), content_type="text/html")
 
     async def docs_asset(request: web.Request) -> web.Response:
         name = request.match_info["name"]

@@ -1,9 +1,15 @@
 """What the api answers on success, as documented in its /openapi.json (schemathesis checks the
 answers against these in `make test`). Extra fields may appear: clients should ignore them."""
-from pydantic import BaseModel, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 
 class Product(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "tt0133093", "title": "The Matrix", "description": "A hacker learns that the world is a simulation.",
+        "genres": ["Action", "Sci-Fi"], "year": 1999, "metadata": {"rating": 8.7}, "version": 1795686171040385950,
+        "created_at": "2026-11-26T09:42:46+00:00", "updated_at": "2026-11-26T09:42:51+00:00",
+        "embedding_status": "ready"}]})
+
     id: str
     title: str
     description: str
@@ -59,6 +65,10 @@ class Reason(BaseModel):
 
 
 class Recommendation(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "product": Product.model_config["json_schema_extra"]["examples"][0], "score": 0.8312,
+        "reasons": [{"type": "similar_to", "product_id": "tt0234215", "title": "The Matrix Reloaded"}]}]})
+
     product: Product
     score: float
     reasons: list[Reason]
