@@ -49,10 +49,12 @@ def apt_install(*packages: str) -> None:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         raise Missing(f"missing: {' '.join(packages)} (install with apt-get as root)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    quiet = {"env": env, "stdout": subprocess.DEVNULL}
-    if subprocess.run(["apt-get", "install", "-y", "-q", *packages], **quiet).returncode != 0:
-        sh("apt-get", "update", "-q", **quiet)
-        sh("apt-get", "install", "-y", "-q", *packages, **quiet)
+    install = ["apt-get", "install", "-y", "-q", *packages]
+    if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+        result = subprocess.run(install, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise Missing(f"apt-get could not install {' '.join(packages)}: {result.stderr.strip()[-300:]}")
 
 
 # --- the engine -------------------------------------------------------------------------------
@@ -219,8 +221,11 @@ def _build(tag: str, recipe: str, args: dict[str, str], extra: dict[str, bytes] 
     print(f"building the stand-in {tag} ({recipe})", flush=True)
     with _context(recipe, extra) as context:
         build_args = [item for key, value in args.items() for item in ("--build-arg", f"{key}={value}")]
-        sh("docker", "build", "-q", "-t", tag, "-f", str(Path(context, recipe)), "--label", f"{STANDIN_LABEL}=true",
-           *build_args, context, stdout=subprocess.DEVNULL)
+        result = subprocess.run(["docker", "build", "-t", tag, "-f", str(Path(context, recipe)), "--label",
+                                 f"{STANDIN_LABEL}=true", *build_args, context], capture_output=True, text=True)
+        if result.returncode != 0:  # the build's own words, only when it failed
+            print(result.stdout[-4000:], result.stderr[-4000:], sep="\n", file=sys.stderr)
+            raise Missing(f"the stand-in {tag} did not build ({recipe})")
 
 
 def _in_image(tag: str, command: str) -> str:
