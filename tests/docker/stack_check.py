@@ -193,11 +193,18 @@ def checks(env: dict, started: list) -> None:
         compose(env, "build")
         for image, size in sorted(image_sizes(env).items()):
             print(f"    {image}: {size / 1e6:.0f} MB")
-        for service in ("api", "ingest"):
+        for service in ("api", "ingest", "embedder"):
             found = subprocess.run(["docker", "run", "--rm", "--entrypoint", "python", f"{PROJECT}-{service}", "-c",
                                     "import importlib.util as u, os; print(os.getuid(), u.find_spec('torch') is None)"],
                                    capture_output=True, text=True, check=True).stdout.split()
             check(found[0] != "0" and found[1] == "True", f"the {service} image runs as root or carries torch: {found}")
+        # The model is inside the embedder image: it loads with no network at all.
+        loaded = subprocess.run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "python",
+                                 f"{PROJECT}-embedder", "-c", "from shared.settings import EmbedderSettings as S; "
+                                 "from services.embedder.encoder import Encoder; e = Encoder.from_settings(S()); "
+                                 "print(e.backend_name, e.dimension)"], capture_output=True, text=True)
+        check(loaded.returncode == 0, f"the embedder image cannot load its model offline: {loaded.stderr[-2000:]}")
+        print(f"    embedder image, no network: backend and dimension {loaded.stdout.split()}")
 
     with step("make up (Docker mode, empty volumes)"):
         up = run(["make", "--no-print-directory", "up"], env)
