@@ -20,6 +20,8 @@ class Product(BaseModel):
     created_at: str = Field(description="ISO 8601")
     updated_at: str = Field(description="ISO 8601")
     embedding_status: str = Field(description="`pending`, `ready` once it can be recommended, or `failed`")
+    embedding_error: str | None = Field(None, description="Why embedding failed (the dead letter's reason) when"
+                                              " `embedding_status` is `failed`; else null")
 
 
 class ProductPage(BaseModel):
