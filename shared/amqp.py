@@ -16,6 +16,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue, AbstractRobustConnection
 
 from shared.logs import redact
+from shared.schemas import ProductMessage
 
 ROUTING_KEY = "product"
 DELIVERY_LIMIT = 10
@@ -23,6 +24,13 @@ DELIVERY_LIMIT = 10
 RECONNECT_INTERVAL_S = 1.0
 
 log = logging.getLogger(__name__)
+
+
+def amqp_message(message: ProductMessage) -> aio_pika.Message:
+    """A catalogue write as a persistent JSON message."""
+    return aio_pika.Message(body=message.model_dump_json().encode(), content_type="application/json",
+                            delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=message.message_id,
+                            type=message.type)
 
 
 async def connect(url: str) -> AbstractRobustConnection:

@@ -25,30 +25,6 @@ async def create_pool(settings: Settings, server_settings: dict[str, str] | None
     )
 
 
-class SchemaMismatch(RuntimeError):
-    pass
-
-
-async def vector_dimension(pool: asyncpg.Pool) -> int | None:
-    """The declared dimension of product_vectors.embedding, or None before migrations ran."""
-    return await pool.fetchval(
-        "SELECT atttypmod FROM pg_attribute"
-        " WHERE attrelid = to_regclass('product_vectors') AND attname = 'embedding'"
-    )
-
-
-async def check_vector_dimension(pool: asyncpg.Pool, model_dim: int) -> None:
-    """Fail fast, with what to do, when the model and the vector column disagree."""
-    column_dim = await vector_dimension(pool)
-    if column_dim is None:
-        raise SchemaMismatch("table product_vectors is missing: run `make migrate` first")
-    if column_dim != model_dim:
-        raise SchemaMismatch(
-            f"the model makes {model_dim}-d vectors but product_vectors.embedding is vector({column_dim}):"
-            " use a model of that dimension, or add a migration that changes the column"
-        )
-
-
 def pool_in_use(pool: asyncpg.Pool) -> int:
     return pool.get_size() - pool.get_idle_size()
 

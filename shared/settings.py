@@ -75,6 +75,8 @@ class EmbedderSettings(Settings):
     embedder_workers: int = Field(1, ge=1)
     onnx_cache_dir: str | None = None  # where ONNX exports are kept; default ~/.cache/recommender/onnx
     model_path: str | None = None  # a local sentence-transformers folder; default: the packaged model
+    # Other models (`recommender reembed --model NAME`): sentence-transformers folders MODELS_DIR/NAME.
+    models_dir: str | None = None
 
 
 class TrainerSettings(Settings):

@@ -3,6 +3,7 @@
     recommender import FILE [options]   bulk import (tools.importer)
     recommender stack up|down|ps|logs   the native stack (tools.stack; `make up` picks the mode)
     recommender dead-letters list|requeue|drop   messages the embedder gave up on (tools.dead_letters)
+    recommender reembed --model NAME    move a tenant to another embedding model (tools.reembed)
 """
 import sys
 
@@ -18,6 +19,10 @@ def main(argv: list[str] | None = None) -> int:
         from tools import dead_letters
 
         return dead_letters.main(rest)
+    if command == "reembed":
+        from tools import reembed
+
+        return reembed.main(rest)
     if command == "stack":
         from tools import stack
 

@@ -3,8 +3,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from services.api.keys import database_key, settings_key
+from services.api.keys import active_models_key, database_key, settings_key
 from services.api.routes import setup_routes
+from services.api.tenant_models import ActiveModels
 from shared.db import Database
 from shared.http import errors_middleware, setup_health, setup_metrics
 from shared.settings import ApiSettings
@@ -34,6 +35,7 @@ def create_app(settings: ApiSettings, database: Database | None = None) -> web.A
     # gets the JSON 400 naming a parameter rather than a plain-text refusal before routing.
     app = web.Application(middlewares=[errors_middleware], handler_args={"max_line_size": 131072})
     app[settings_key] = settings
+    app[active_models_key] = ActiveModels(settings.model_name)
     if database is None:
         app.cleanup_ctx.append(_database_ctx)
     else:

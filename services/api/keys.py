@@ -1,10 +1,12 @@
 from aiohttp import web
 
+from services.api.tenant_models import ActiveModels
 from shared.db import Database
 from shared.settings import ApiSettings
 
 settings_key = web.AppKey("settings", ApiSettings)
 database_key = web.AppKey("database", Database)
+active_models_key = web.AppKey("active_models", ActiveModels)
 
 
 def tenant_of(request: web.Request) -> str:

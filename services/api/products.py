@@ -3,13 +3,15 @@ import json
 
 import asyncpg
 
-# embedding_status: 'ready' (a vector of the current content), 'failed' (the current version was
-# dead-lettered; embedding_error says why) or 'pending'.
+# embedding_status: 'ready' (a vector of the current content by the tenant's active model,
+# shared.models; $2 is MODEL_NAME, the model of tenants that never switched), 'failed' (the current
+# version was dead-lettered; embedding_error says why) or 'pending'.
 PRODUCT_COLUMNS = """
     p.id, p.title, p.description, p.genres, p.year, p.metadata, p.version, p.created_at, p.updated_at,
     CASE WHEN EXISTS (
         SELECT 1 FROM product_vectors v
-        WHERE v.tenant_id = p.tenant_id AND v.product_id = p.id AND v.model = $2 AND v.content_hash = p.content_hash
+        WHERE v.tenant_id = p.tenant_id AND v.product_id = p.id AND v.content_hash = p.content_hash
+          AND v.model = coalesce((SELECT m.active FROM tenant_models m WHERE m.tenant_id = p.tenant_id), $2)
     ) THEN 'ready' WHEN EXISTS (
         SELECT 1 FROM dead_letters d WHERE d.tenant_id = p.tenant_id AND d.product_id = p.id AND d.version >= p.version
     ) THEN 'failed' ELSE 'pending' END AS embedding_status,

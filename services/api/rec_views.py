@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from aiohttp import web
 
 from services.api import params, products, users
-from services.api.keys import database_key, settings_key, tenant_of
+from services.api.keys import active_models_key, database_key, settings_key, tenant_of
 from services.api.products import product_json
 from services.api.query import ListQuery, RankingFields, RecommendationQuery, SessionBody, parse
 from services.api.recommend import Page, Request, ranked_depth, recommend
@@ -55,7 +55,7 @@ def render(page: Page) -> list[dict]:
 
 async def ranked_page(request: web.Request, tenant_id: str, query: RankingFields, identity: tuple,
                       user_id: str | None = None, session: History | None = None, strategy: str | None = None) -> dict:
-    """`{"items", "next_cursor", "strategy"}`; `identity` names the request so a cursor cannot be
+    """`{"items", "next_cursor", "strategy", "model"}` (the embedding model it was ranked with); `identity` names the request so a cursor cannot be
     replayed against other parameters (or another tenant)."""
     strategy = strategy or query.strategy
     filters, tuning = query.filters(), query.tuning
@@ -64,13 +64,16 @@ async def ranked_page(request: web.Request, tenant_id: str, query: RankingFields
     offset, depth = (position["o"], position["d"]) if position else (0, ranked_depth(query.limit))
     if not 0 <= offset <= MAX_OFFSET or not 1 <= depth <= MAX_OFFSET:
         raise params.bad("cursor", "out of range")
-    wanted = Request(tenant_id, request.app[settings_key].model_name, strategy, filters, query.limit, offset, depth,
-                     tuning, query.diversity)
     async with request.app[database_key].require().acquire() as conn:
+        # The tenant's embedding model, read once: every query of this request uses it, so a model
+        # switch (`recommender reembed`) never mixes two models in one answer.
+        model, dimension = await request.app[active_models_key].get(conn, tenant_id)
+        wanted = Request(tenant_id, model, strategy, filters, query.limit, offset, depth, tuning, query.diversity,
+                         dimension)
         page = await recommend(Store(conn), wanted, user_id, session)
     more = page.more and offset + query.limit < MAX_OFFSET
     next_cursor = params.encode_cursor({"o": offset + query.limit, "d": depth}, fingerprint) if more else None
-    return {"items": render(page), "next_cursor": next_cursor, "strategy": strategy}
+    return {"items": render(page), "next_cursor": next_cursor, "strategy": strategy, "model": model}
 
 
 async def user_recommendations(request: web.Request) -> web.Response:

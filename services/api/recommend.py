@@ -45,6 +45,7 @@ class Request:
     depth: int
     tuning: hybrid.Tuning = hybrid.Tuning()
     diversity: float = 0.0
+    dimension: int | None = None  # of the model's vectors: the query then uses the model's HNSW index
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
     if q.vectors or collaborative or popular:  # round trip 3
         found = await store.candidates(request.tenant_id, request.model, q.vectors, q.counts,
                                        sorted(excluded), request.filters, [c.product_id for c in collaborative],
-                                       request.diversity > 0, popular)
+                                       request.diversity > 0, popular, request.dimension)
     ranked = rank(request, weights, facts, q, collaborative, found, excluded)
     page = ranked[request.offset: request.offset + request.limit]
     need = request.limit - len(page)

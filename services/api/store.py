@@ -23,6 +23,7 @@ from pgvector import Vector
 
 from services.api.products import PRODUCT_COLUMNS
 from shared.interactions import History, popularity, training_weights
+from shared.models import order_expression
 
 LIVE_POPULARITY_EVENTS = 50_000  # before a tenant's first training run: popularity of its newest interactions
 
@@ -107,8 +108,13 @@ UNION ALL
  JOIN products p ON p.tenant_id = s.tenant_id AND p.id = s.product_id
  WHERE s.tenant_id = $1 AND {_filter(5)} ORDER BY s.score DESC, p.id LIMIT $11)
 """
-INDEXED_ORDER = "v.embedding <=> a.query"
 EXACT_ORDER = "(v.embedding <=> a.query) + 0, v.product_id"  # not index-shaped: an exact scan
+
+
+def indexed_order(dimension: int | None) -> str:
+    """The order its model's HNSW index serves (shared.models: one index per model, on vector(D));
+    without the dimension, an order no index serves."""
+    return f"{order_expression('v.embedding', dimension)} <=> a.query" if dimension else "v.embedding <=> a.query"
 
 # $1 tenant, $2 model, $3 product ids, $4-$7 filters of the continuation, $8 its offset, $9 its length, $10-$11 live
 PAGE = f"""
@@ -199,11 +205,11 @@ class Found:
 
 async def candidates(conn: asyncpg.Connection, tenant_id: str, model: str, queries: list[np.ndarray],
                      counts: list[int], excluded: list[str], filters: Filters, collaborative: list[str],
-                     with_vectors: bool, popular: int) -> Found:
+                     with_vectors: bool, popular: int, dimension: int | None = None) -> Found:
     """Round trip 3 (and the exact retry for queries whose index scan stopped short)."""
     args = [tenant_id, model, [Vector(q) for q in queries], counts, excluded, filters.genre, filters.year_from,
             filters.year_to, collaborative, with_vectors, popular]
-    rows = await conn.fetch(CANDIDATES.format(order=INDEXED_ORDER), *args)
+    rows = await conn.fetch(CANDIDATES.format(order=indexed_order(dimension)), *args)
     found = Found([[] for _ in queries], set(), [], {}, {})
     _collect(found, rows, list(range(len(queries))))
     short = [i for i, ids in enumerate(found.nearest) if len(ids) < counts[i]]
@@ -217,9 +223,9 @@ async def candidates(conn: asyncpg.Connection, tenant_id: str, model: str, queri
 
 
 async def explain_nearest(conn: asyncpg.Connection, tenant_id: str, model: str, query: np.ndarray, count: int,
-                          filters: Filters = Filters()) -> str:
+                          filters: Filters = Filters(), dimension: int | None = None) -> str:
     """The plan of round trip 3's nearest-neighbour part for one query (checks that it uses the index)."""
-    rows = await conn.fetch("EXPLAIN " + CANDIDATES.format(order=INDEXED_ORDER), tenant_id, model, [Vector(query)],
+    rows = await conn.fetch("EXPLAIN " + CANDIDATES.format(order=indexed_order(dimension)), tenant_id, model, [Vector(query)],
                             [count], [], filters.genre, filters.year_from, filters.year_to, [], False, 0)
     return "\n".join(row[0] for row in rows)
 

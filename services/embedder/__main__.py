@@ -12,10 +12,11 @@ from services.embedder.dead_queue import record_broker_dead_letters
 from services.embedder.encoder import Encoder
 from services.embedder.health import create_health_app
 from services.embedder.metrics import WorkerMetrics
+from services.embedder.models import Encoders, other_encoder
 from services.embedder.store import PgStore
 from services.embedder.worker import Worker
 from shared.amqp import Topology, connect, declare, declare_dead_letter_queue
-from shared.db import Database, check_vector_dimension
+from shared.db import Database
 from shared.logs import configure_logging, redact
 from shared.settings import EmbedderSettings
 
@@ -39,7 +40,10 @@ async def run(settings: EmbedderSettings, until_idle_s: float | None) -> None:
                 return
             log.warning("waiting for the database: %s", problem)
             await asyncio.sleep(2)
-        await check_vector_dimension(database.pool, encoder.dimension)
+        store = PgStore(database.pool, settings.model_name)
+        await store.register_model(settings.model_name, encoder.dimension)  # fails fast on a dimension clash
+        encoders = Encoders(encoder, lambda name: other_encoder(settings, name), store.register_model)
+        stack.callback(encoders.close)
 
         opened = await _open_broker(settings, stopping)
         if opened is None:
@@ -54,8 +58,7 @@ async def run(settings: EmbedderSettings, until_idle_s: float | None) -> None:
             stack.push_async_callback(runner.cleanup)
             await web.TCPSite(runner, settings.host, settings.health_port).start()
 
-        store = PgStore(database.pool, settings.model_name)
-        worker = Worker(settings, queue, store, encoder, metrics)
+        worker = Worker(settings, queue, store, encoders, metrics)
         await record_broker_dead_letters(dead_queue, store)
         if stopping.is_set():
             return

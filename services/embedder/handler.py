@@ -3,8 +3,13 @@
 At-least-once delivery: a batch may be handled twice. Only the newest version of each product in
 a batch counts, stale writes are no-ops, and a vector is computed only when the stored one does not
 match the product's content hash, so redeliveries and identical re-posts re-embed nothing.
+
+Each write is embedded with every model its tenant wants now (shared.models: the active one, and
+while `recommender reembed` runs, the pending one too). A pending model that cannot be loaded is
+skipped with a warning (the reembed then waits); the active one failing fails the batch.
 """
 import hashlib
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -13,19 +18,29 @@ import numpy as np
 from pydantic import ValidationError
 
 from shared.dead_letters import DeadLetter
-from shared.errors import PermanentError
+from shared.errors import PermanentError, RetryableError
 from shared.schemas import ProductMessage, content_hash, embedding_text
+
+log = logging.getLogger(__name__)
 
 # (tenant id, product id)
 Key = tuple[str, str]
+# (tenant id, product id, model)
+VectorKey = tuple[str, str, str]
 
 
 class Store(Protocol):
-    async def known_state(self, tenant_id: str, product_ids: list[str]) -> dict[str, tuple[int, str | None]]:
-        """product id -> (stored version, content hash of its stored vector or None)."""
+    async def models(self, tenant_ids: list[str]) -> dict[str, list[str]]:
+        """tenant id -> the models its writes are embedded with now, the active one first."""
 
-    async def apply(self, messages: list[ProductMessage], vectors: dict[Key, np.ndarray]) -> None:
-        """Write every message (and the given vectors) in one transaction."""
+    async def known_state(self, tenant_id: str, product_ids: list[str],
+                          model: str) -> dict[str, tuple[int, str | None]]:
+        """product id -> (stored version, content hash of its stored vector of `model` or None)."""
+
+    async def apply(self, messages: list[ProductMessage], vectors: dict[VectorKey, np.ndarray],
+                    models: dict[str, list[str]]) -> None:
+        """Write every message (and the given vectors) in one transaction; every upsert applied must
+        then have a current vector of each of its tenant's `models`."""
 
     async def dead_letter(self, rows: list[DeadLetter]) -> None:
         """Record dead letters (idempotent by message id)."""
@@ -34,8 +49,11 @@ class Store(Protocol):
         """Whether the database answers now."""
 
 
-class TextEncoder(Protocol):
-    async def encode(self, texts: list[str]) -> np.ndarray: ...
+class TextEncoders(Protocol):
+    async def available(self, model: str) -> bool:
+        """Whether the model is (or can now be) loaded."""
+
+    async def encode(self, model: str, texts: list[str]) -> np.ndarray: ...
 
 
 @dataclass
@@ -76,21 +94,34 @@ def needs_embedding(message: ProductMessage, state: tuple[int, str | None] | Non
     return vector_hash != content_hash(message.product.title, message.product.description)
 
 
-async def handle_batch(messages: list[ProductMessage], store: Store, encoder: TextEncoder) -> BatchOutcome:
+async def handle_batch(messages: list[ProductMessage], store: Store, encoders: TextEncoders) -> BatchOutcome:
     latest = latest_per_product(messages)
     outcome = BatchOutcome(written=len(latest), superseded=len(messages) - len(latest))
-    to_embed = []
-    for tenant_id in sorted({m.tenant_id for m in latest}):
+    tenants = sorted({m.tenant_id for m in latest})
+    wanted = await store.models(tenants)
+    models: dict[str, list[str]] = {}
+    to_embed: dict[str, list[ProductMessage]] = {}
+    for tenant_id in tenants:
         group = [m for m in latest if m.tenant_id == tenant_id]
-        state = await store.known_state(tenant_id, [m.product_id for m in group])
-        to_embed += [m for m in group if needs_embedding(m, state.get(m.product_id))]
-    vectors: dict[Key, np.ndarray] = {}
-    if to_embed:
-        started = time.perf_counter()
-        matrix = await encoder.encode([embedding_text(m.product.title, m.product.description) for m in to_embed])
-        outcome.encode_s = time.perf_counter() - started
-        vectors = {(m.tenant_id, m.product_id): row for m, row in zip(to_embed, matrix)}
-    await store.apply(latest, vectors)
+        models[tenant_id] = []
+        for rank, model in enumerate(wanted[tenant_id]):
+            if not await encoders.available(model):
+                if rank == 0:  # the model the tenant's requests use: retry, then dead-letter
+                    raise RetryableError(f"model {model} of tenant {tenant_id} is not available")
+                log.warning("model %s is not available here: writes of %s wait for it", model, tenant_id)
+                continue
+            models[tenant_id].append(model)
+            state = await store.known_state(tenant_id, [m.product_id for m in group], model)
+            to_embed.setdefault(model, []).extend(m for m in group if needs_embedding(m, state.get(m.product_id)))
+    vectors: dict[VectorKey, np.ndarray] = {}
+    started = time.perf_counter()
+    for model, group in to_embed.items():
+        if group:
+            matrix = await encoders.encode(model, [embedding_text(m.product.title, m.product.description)
+                                                   for m in group])
+            vectors.update({(m.tenant_id, m.product_id, model): row for m, row in zip(group, matrix)})
+    outcome.encode_s = time.perf_counter() - started if vectors else 0.0
+    await store.apply(latest, vectors, models)
     outcome.embedded = len(vectors)
     outcome.keys = [(m.tenant_id, m.product_id) for m in latest]
     return outcome

@@ -22,7 +22,7 @@ import time
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from services.embedder.handler import Store, TextEncoder, dead_letter_row, handle_batch, parse
+from services.embedder.handler import Store, TextEncoders, dead_letter_row, handle_batch, parse
 from services.embedder.metrics import WorkerMetrics
 from shared.errors import PermanentError, RetryableError
 from shared.outages import backoff_s, is_outage
@@ -42,7 +42,7 @@ class Released(Exception):
 
 
 class Worker:
-    def __init__(self, settings: EmbedderSettings, queue: AbstractQueue, store: Store, encoder: TextEncoder,
+    def __init__(self, settings: EmbedderSettings, queue: AbstractQueue, store: Store, encoder: TextEncoders,
                  metrics: WorkerMetrics):
         self.settings = settings
         self.queue = queue

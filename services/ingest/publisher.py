@@ -2,9 +2,7 @@
 import asyncio
 import logging
 
-import aio_pika
-
-from shared.amqp import ROUTING_KEY, Broker
+from shared.amqp import ROUTING_KEY, Broker, amqp_message
 from shared.errors import Unavailable
 from shared.schemas import ProductMessage
 
@@ -26,13 +24,7 @@ class Publisher:
         exchange = self.broker.exchange
         publishes = [
             exchange.publish(
-                aio_pika.Message(
-                    body=message.model_dump_json().encode(),
-                    content_type="application/json",
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    message_id=message.message_id,
-                    type=message.type,
-                ),
+                amqp_message(message),
                 routing_key=ROUTING_KEY,
                 mandatory=True,
                 timeout=self.timeout_s,

@@ -31,8 +31,10 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack(database_url: str, amqp_url: str, amqp_prefix: str) -> Stack:
-    env = {"DATABASE_URL": database_url, "AMQP_URL": amqp_url, "AMQP_PREFIX": amqp_prefix}
     log_dir = Path(tempfile.mkdtemp(prefix="recommender-e2e-logs-"))
+    # Workers load models other than the default from here on first use (test_model_switch puts one there).
+    env = {"DATABASE_URL": database_url, "AMQP_URL": amqp_url, "AMQP_PREFIX": amqp_prefix,
+           "MODELS_DIR": str(log_dir / "models")}
     ingest_port, api_port = localpg.free_port(), localpg.free_port()
     stack = Stack(env, log_dir, f"http://127.0.0.1:{ingest_port}", f"http://127.0.0.1:{api_port}")
     stack.processes.append(spawn("ingest", "services.ingest", {**env, "PORT": str(ingest_port)}, log_dir,

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 
 from services.embedder.store import PgStore
-from shared import catalog
-from shared.db import SchemaMismatch, check_vector_dimension
+from shared import catalog, models
 from shared.schemas import ProductIn, ProductMessage
 
 MODEL = "test-model"
+MODELS = {"default": [MODEL]}
 
 
 def upsert(pid: str, version: int, description: str) -> ProductMessage:
@@ -32,9 +32,9 @@ async def row(pool, pid):
 async def test_an_older_upsert_after_a_delete_does_not_bring_the_product_back(pool, unique):
     store = PgStore(pool, MODEL)
     pid = f"cat-{unique}"
-    await store.apply([upsert(pid, 1, "first")], {("default", pid): vector(1)})
-    await store.apply([ProductMessage(type="product.delete", tenant_id="default", product_id=pid, version=3)], {})
-    await store.apply([upsert(pid, 2, "stale")], {("default", pid): vector(2)})
+    await store.apply([upsert(pid, 1, "first")], {("default", pid, MODEL): vector(1)}, MODELS)
+    await store.apply([ProductMessage(type="product.delete", tenant_id="default", product_id=pid, version=3)], {}, MODELS)
+    await store.apply([upsert(pid, 2, "stale")], {("default", pid, MODEL): vector(2)}, MODELS)
     stored = await row(pool, pid)
     assert stored["deleted"] and stored["version"] == 3 and stored["vector_hash"] is None
 
@@ -42,8 +42,8 @@ async def test_an_older_upsert_after_a_delete_does_not_bring_the_product_back(po
 async def test_a_newer_upsert_beats_an_older_one_processed_later(pool, unique):
     store = PgStore(pool, MODEL)
     pid = f"cat-{unique}"
-    await store.apply([upsert(pid, 5, "newest")], {("default", pid): vector(1)})
-    await store.apply([upsert(pid, 4, "older")], {("default", pid): vector(2)})
+    await store.apply([upsert(pid, 5, "newest")], {("default", pid, MODEL): vector(1)}, MODELS)
+    await store.apply([upsert(pid, 4, "older")], {("default", pid, MODEL): vector(2)}, MODELS)
     stored = await row(pool, pid)
     assert stored["description"] == "newest" and stored["version"] == 5
 
@@ -51,8 +51,8 @@ async def test_a_newer_upsert_beats_an_older_one_processed_later(pool, unique):
 async def test_recreating_after_a_delete_with_a_newer_version_works(pool, unique):
     store = PgStore(pool, MODEL)
     pid = f"cat-{unique}"
-    await store.apply([ProductMessage(type="product.delete", tenant_id="default", product_id=pid, version=1)], {})
-    await store.apply([upsert(pid, 2, "back")], {("default", pid): vector(1)})
+    await store.apply([ProductMessage(type="product.delete", tenant_id="default", product_id=pid, version=1)], {}, MODELS)
+    await store.apply([upsert(pid, 2, "back")], {("default", pid, MODEL): vector(1)}, MODELS)
     stored = await row(pool, pid)
     assert not stored["deleted"] and stored["description"] == "back" and stored["vector_hash"]
 
@@ -63,14 +63,20 @@ async def test_pending_rows_from_ingest_and_the_workers_write_agree(pool, unique
     async with pool.acquire() as conn:
         await catalog.upsert_products(conn, "default", [(message.product, 7)])
     assert (await row(pool, pid))["vector_hash"] is None  # pending
-    await PgStore(pool, MODEL).apply([message], {("default", pid): vector(3)})
+    await PgStore(pool, MODEL).apply([message], {("default", pid, MODEL): vector(3)}, MODELS)
     assert (await row(pool, pid))["vector_hash"] is not None  # ready
 
 
-async def test_the_model_dimension_is_checked_against_the_column(pool):
-    await check_vector_dimension(pool, 384)
-    with pytest.raises(SchemaMismatch, match="768-d vectors but product_vectors.embedding is vector\\(384\\)"):
-        await check_vector_dimension(pool, 768)
+async def test_a_model_name_keeps_its_dimension_and_gets_its_own_index(pool, unique):
+    name = f"model-{unique}"
+    async with pool.acquire() as conn:
+        await models.register(conn, name, 384)
+        await models.register(conn, name, 384)  # every worker start registers again: fine
+        with pytest.raises(models.ModelMismatch, match="makes 768-d vectors but was registered with 384"):
+            await models.register(conn, name, 768)
+        definition = await conn.fetchval("SELECT indexdef FROM pg_indexes WHERE indexname = embedding_index_name($1)",
+                                         name)
+    assert "hnsw" in definition and "vector(384)" in definition and f"'{name}'" in definition
 
 
 async def test_migrations_are_a_no_op_when_run_again(database_url):

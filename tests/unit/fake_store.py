@@ -42,7 +42,7 @@ class FakeStore:
                      _neighbour_rows(rows("similar", similar_ids)), _neighbour_rows(rows("next", next_ids)))
 
     async def candidates(self, tenant_id, model, queries, counts, excluded, filters, collaborative, with_vectors,
-                         popular) -> Found:
+                         popular, dimension=None) -> Found:
         self.calls.append("candidates")
         eligible = sorted(pid for pid in self.vectors if self._passes(pid, excluded, filters))
         nearest = []

@@ -3,30 +3,43 @@ import numpy as np
 import pytest
 
 from services.embedder.handler import handle_batch, latest_per_product, parse
-from shared.errors import PermanentError
+from shared.errors import PermanentError, RetryableError
 from shared.schemas import ProductIn, ProductMessage, content_hash
 
 
 class FakeEncoder:
-    def __init__(self):
+    def __init__(self, models=("m",)):
+        self.models = models
         self.calls: list[list[str]] = []
+        self.by_model: dict[str, int] = {}
 
-    async def encode(self, texts):
+    async def available(self, model):
+        return model in self.models
+
+    async def encode(self, model, texts):
         self.calls.append(texts)
+        self.by_model[model] = self.by_model.get(model, 0) + len(texts)
         return np.ones((len(texts), 4), dtype=np.float32)
 
 
 class FakeStore:
     """Keeps the same version rule as the SQL: a write applies when its version >= the stored one."""
 
-    def __init__(self):
+    def __init__(self, models=("m",)):
+        self.wanted = list(models)
         self.products: dict[str, tuple[int, ProductMessage]] = {}
-        self.vectors: dict[str, str] = {}  # product id -> content hash of its vector
+        self.vectors: dict[str, str] = {}  # product id -> content hash of its vector of the first model
+        self.other_vectors: dict[tuple[str, str], str] = {}  # (product id, model) -> hash, the other models
 
-    async def known_state(self, tenant_id, product_ids):
-        return {pid: (self.products[pid][0], self.vectors.get(pid)) for pid in product_ids if pid in self.products}
+    async def models(self, tenant_ids):
+        return {tenant_id: self.wanted for tenant_id in tenant_ids}
 
-    async def apply(self, messages, vectors):
+    async def known_state(self, tenant_id, product_ids, model):
+        stored = self.vectors if model == self.wanted[0] else {p: h for (p, m), h in self.other_vectors.items()
+                                                                 if m == model}
+        return {pid: (self.products[pid][0], stored.get(pid)) for pid in product_ids if pid in self.products}
+
+    async def apply(self, messages, vectors, models):
         for message in messages:
             stored = self.products.get(message.product_id)
             if stored is not None and stored[0] > message.version:
@@ -34,8 +47,14 @@ class FakeStore:
             self.products[message.product_id] = (message.version, message)
             if message.type == "product.delete":
                 self.vectors.pop(message.product_id, None)
-            elif (message.tenant_id, message.product_id) in vectors:
-                self.vectors[message.product_id] = content_hash(message.product.title, message.product.description)
+                continue
+            digest = content_hash(message.product.title, message.product.description)
+            for model in models[message.tenant_id]:
+                if (message.tenant_id, message.product_id, model) in vectors:
+                    if model == self.wanted[0]:
+                        self.vectors[message.product_id] = digest
+                    else:
+                        self.other_vectors[(message.product_id, model)] = digest
 
 
 def upsert(pid: str, version: int, description: str = "desc") -> ProductMessage:
@@ -85,6 +104,24 @@ async def test_a_delete_wins_over_an_older_upsert_processed_after_it():
     await handle_batch([upsert("p1", 9)], store, encoder)
     assert store.products["p1"][1].type == "product.delete"
     assert "p1" not in store.vectors and encoder.calls == []
+
+
+async def test_while_a_model_is_pending_writes_are_embedded_with_both_and_only_what_is_missing():
+    store, encoder = FakeStore(models=("m",)), FakeEncoder(models=("m", "next"))
+    await handle_batch([upsert("p1", 1), upsert("p2", 1)], store, encoder)
+    store.wanted = ["m", "next"]  # recommender reembed --model next
+    outcome = await handle_batch([upsert("p1", 1), upsert("p3", 1)], store, encoder)
+    assert encoder.by_model == {"m": 3, "next": 2} and outcome.embedded == 3
+    assert set(store.other_vectors) == {("p1", "next"), ("p3", "next")}
+
+
+async def test_a_pending_model_that_cannot_load_never_blocks_the_active_one():
+    store, encoder = FakeStore(models=("m", "broken")), FakeEncoder(models=("m",))
+    outcome = await handle_batch([upsert("p1", 1)], store, encoder)
+    assert outcome.embedded == 1 and "p1" in store.vectors and store.other_vectors == {}
+    store.wanted = ["broken"]
+    with pytest.raises(RetryableError):
+        await handle_batch([upsert("p2", 1)], store, encoder)
 
 
 def test_only_the_newest_write_per_product_counts_within_a_batch():

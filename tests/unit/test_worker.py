@@ -56,7 +56,7 @@ class FlakyStore(FakeStore):
         self.batches: list[int] = []
         self.dead: list = []
 
-    async def apply(self, messages, vectors):
+    async def apply(self, messages, vectors, models):
         if self.down:
             self.down -= 1
             raise ConnectionRefusedError(111, "Connect call failed")
@@ -64,7 +64,7 @@ class FlakyStore(FakeStore):
             self.failures -= 1
             raise RetryableError("deadlock detected")
         self.batches.append(len(messages))
-        await super().apply(messages, vectors)
+        await super().apply(messages, vectors, models)
 
     async def dead_letter(self, rows):
         if self.down:

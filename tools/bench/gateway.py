@@ -28,13 +28,13 @@ from pgvector import Vector
 
 from services.api.app import query_settings
 from services.api.recommend import DEFAULT_STRATEGY, Request, ranked_depth, recommend
-from services.api.store import CANDIDATES, EXACT_ORDER, INDEXED_ORDER, Filters, Store, as_array, explain_nearest
+from services.api.store import CANDIDATES, EXACT_ORDER, Filters, Store, as_array, explain_nearest, indexed_order
 from shared import localpg
 from shared.db import create_pool
 from shared.migrate import migrate
 from shared.settings import ApiSettings, Settings
 from tests.processes import spawn, wait_ready
-from tools.bench.gateway_data import LONG_HISTORY, MODEL, TENANT, load
+from tools.bench.gateway_data import DIM, LONG_HISTORY, MODEL, TENANT, load
 from tools.bench.results import Report
 
 TARGETS = {"p50_ms": 10.0, "p99_ms": 30.0, "ratio_16": 0.8, "recall_at_10": 0.95}
@@ -68,7 +68,8 @@ async def record(url: str, users: list[str], ef_search: int, limit: int) -> dict
         async with pool.acquire() as conn:
             for user in users:
                 recording = Recording(conn)
-                request = Request(TENANT, MODEL, DEFAULT_STRATEGY, Filters(), limit, 0, ranked_depth(limit))
+                request = Request(TENANT, MODEL, DEFAULT_STRATEGY, Filters(), limit, 0, ranked_depth(limit),
+                                  dimension=DIM)
                 await recommend(Store(recording), request, user)
                 recorded[user] = recording.statements
     finally:
@@ -106,7 +107,7 @@ async def recall_at_10(url: str, ef_search: int, queries: list[np.ndarray]) -> f
         async with pool.acquire() as conn:
             for query in queries:
                 found = []
-                for order in (INDEXED_ORDER, EXACT_ORDER):
+                for order in (indexed_order(DIM), EXACT_ORDER):
                     rows = await conn.fetch(CANDIDATES.format(order=order), TENANT, MODEL, [Vector(query)], [10], [], None,
                                             None, None, [], False, 0)
                     found.append({row["product_id"] for row in rows})
@@ -182,12 +183,13 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
     pool = await create_pool(Settings(database_url=url, db_pool_max=1))
     try:
         async with pool.acquire() as conn:
-            plan = await explain_nearest(conn, TENANT, MODEL, rng.standard_normal(384).astype(np.float32), 60)
+            plan = await explain_nearest(conn, TENANT, MODEL, rng.standard_normal(DIM).astype(np.float32), 60,
+                                         dimension=DIM)
             sample = [row["embedding"] for row in await conn.fetch(
                 "SELECT embedding FROM product_vectors WHERE tenant_id = $1 ORDER BY random() LIMIT 200", TENANT)]
     finally:
         await pool.close()
-    if "product_vectors_embedding_idx" not in plan:
+    if "product_vectors_embedding_" not in plan:
         raise SystemExit("the candidate query does not use the HNSW index:\n" + plan)
     queries = [as_array(v) + rng.normal(0, 0.03, 384).astype(np.float32) for v in sample]
     recall = await recall_at_10(url, args.ef_search, queries)

@@ -14,6 +14,7 @@ from pgvector.asyncpg import register_vector
 
 from services.trainer.job import train
 from services.trainer.model import NeighbourConfig
+from shared import models
 from shared.db import create_pool
 from shared.settings import Settings
 
@@ -87,7 +88,8 @@ async def load(url: str, products: int, users: int, long_users: int, seed: int, 
         vectors, labels = synthetic_vectors(products, max(products // 500, 10), rng)
         ids = np.array([f"p{i:07d}" for i in range(products)], dtype=object)
         digest = hashlib.sha256(b"synthetic").hexdigest()
-        await conn.execute("DROP INDEX IF EXISTS product_vectors_embedding_idx")  # build after the load
+        index = await conn.fetchval("SELECT embedding_index_name($1)", MODEL)  # hex digits: a safe identifier
+        await conn.execute(f"DROP INDEX IF EXISTS {index}")  # build after the load
         await conn.copy_records_to_table("products", columns=["tenant_id", "id", "title", "description", "genres",
                                                                "year", "content_hash", "version"], records=(
             (TENANT, pid, f"Product {i} topic {labels[i]}", f"Synthetic product {i}.",
@@ -101,8 +103,7 @@ async def load(url: str, products: int, users: int, long_users: int, seed: int, 
         started = time.perf_counter()
         await conn.execute("SET maintenance_work_mem = '2GB'")
         await conn.execute("SET max_parallel_maintenance_workers = 2")
-        await conn.execute("CREATE INDEX product_vectors_embedding_idx ON product_vectors"
-                           " USING hnsw (embedding vector_cosine_ops)")
+        await models.ensure_index(conn, MODEL, DIM)
         print(f"built the HNSW index in {time.perf_counter() - started:.1f}s")
         started = time.perf_counter()
         lengths = history_lengths(users, long_users, rng)

@@ -97,5 +97,6 @@ async def test_candidate_query_is_answered_from_the_hnsw_index(pool, demo_tenant
         for name, value in {**query_settings(settings), "enable_seqscan": "off", "enable_sort": "off"}.items():
             await conn.execute("SELECT set_config($1, $2, true)", name, value)
         plan = await explain_nearest(conn, demo_tenant.id, settings.model_name, vector.to_numpy(), 10,
-                                     Filters(genre="Western"))
-    assert "Index Scan using product_vectors_embedding_idx" in plan, plan
+                                     Filters(genre="Western"), dimension=384)
+    index = await pool.fetchval("SELECT embedding_index_name($1)", settings.model_name)
+    assert f"Index Scan using {index}" in plan, plan
