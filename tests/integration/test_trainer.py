@@ -45,7 +45,7 @@ async def test_the_copy_stream_parses_whatever_the_chunk_boundaries(pool):
         chunks.append(chunk)
 
     await pool.copy_from_query("SELECT n::int4, (n * 7)::int4, (n % 5)::int2, CASE WHEN n % 3 = 0 THEN 'NaN'"
-                               " ELSE n / 2.0 END::float4, n * 1000.5::float8 FROM generate_series(1, 500) AS n",
+                               " ELSE n / 2.0 END::float4, n * 1000.5::float8, (n * 10)::int8 FROM generate_series(1, 500) AS n",
                                output=keep, format="binary")
     stream = b"".join(chunks)
     reader = load._RowReader(500)
@@ -57,6 +57,7 @@ async def test_the_copy_stream_parses_whatever_the_chunk_boundaries(pool):
     assert reader.columns["type"].tolist() == (n % 5).tolist()
     np.testing.assert_array_equal(reader.columns["value"], np.where(n % 3 == 0, np.nan, n / 2).astype(np.float32))
     np.testing.assert_array_equal(reader.columns["time"], n * 1000.5)
+    assert reader.columns["id"].tolist() == (n * 10).tolist()
 
 
 def test_weights_by_type_code_follow_the_one_rule_per_interaction():

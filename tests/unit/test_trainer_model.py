@@ -72,6 +72,7 @@ def test_sparse_and_dense_top_k_agree():
     rng = np.random.default_rng(3)
     dense = np.where(rng.random((50, 80)) < 0.2, rng.random((50, 80)), 0.0).astype(np.float32)
     dense[7] = 0.0  # an empty row
+    dense[9, :5] = -0.5  # negative entries are never kept
     for k in (1, 5, 30):
         d_index, d_weight = dense_rows_top_k(dense, k)
         s_index, s_weight = sparse_rows_top_k(sp.csr_matrix(dense), k)
