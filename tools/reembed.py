@@ -87,14 +87,18 @@ async def reembed(settings: Settings, tenant_id: str, model: str, keep_old: bool
     try:
         exchange, _ = await declare(await connection.channel(), Topology(settings.amqp_prefix))
         async with pool.acquire() as conn:
-            state = await models.set_pending(conn, tenant_id, model, settings.model_name)
+            try:
+                state = await models.set_pending(conn, tenant_id, model, settings.model_name)
+            except asyncpg.ForeignKeyViolationError:
+                print(f"no tenant {tenant_id!r}", file=sys.stderr)
+                return 2
         if state.pending is None:
             print(f"tenant {tenant_id} already uses {model}")
             return 0
         print(f"tenant {tenant_id}: preparing {model} (requests use {state.active} until the switch)")
         while True:
             if not await fill(pool, exchange, tenant_id, model, timeout_s):
-                print(f"timed out; run the same command again to resume", file=sys.stderr)
+                print("timed out; run the same command again to resume", file=sys.stderr)
                 return 1
             async with pool.acquire() as conn:
                 old = await models.switch(conn, tenant_id, model)
