@@ -80,6 +80,8 @@ class Recommendations(BaseModel):
     items: list[Recommendation]
     next_cursor: str | None
     strategy: str
+    model: str = Field(description="The embedding model the page was ranked with: the tenant's active model "
+                                   "(`recommender reembed` switches it)")
 
 
 class UserRecommendations(Recommendations):
