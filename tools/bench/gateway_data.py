@@ -27,15 +27,25 @@ LONG_HISTORY = 2000
 SHORT_HISTORY = 20
 TYPES = np.array(["like", "rating", "view", "purchase", "dislike"], dtype=object)
 TYPE_SHARES = [0.4, 0.3, 0.2, 0.05, 0.05]
-ZIPF = 1.1  # popularity of the r-th product of a topic ~ 1 / r^ZIPF: a long tail
+ZIPF = 1.1
+TOPIC_DIRECTIONS, SPREAD, NOISE = 16, 0.35, 0.01  # popularity of the r-th product of a topic ~ 1 / r^ZIPF: a long tail
 
 
 def synthetic_vectors(count: int, clusters: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Unit vectors around random cluster centres (topics), and each vector's cluster."""
+    """Unit vectors shaped like sentence embeddings, and each vector's topic: a topic centre plus a
+    spread along the topic's own few directions (a low intrinsic dimension, as real text embeddings
+    have) and a little isotropic noise. Random 384-d noise alone would make every neighbour about
+    equally far, which no real catalogue looks like and no approximate index can rank."""
     centres = rng.standard_normal((clusters, DIM)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     labels = rng.integers(0, clusters, count)
-    vectors = centres[labels] + rng.standard_normal((count, DIM)).astype(np.float32) * 0.06
+    vectors = np.empty((count, DIM), dtype=np.float32)
+    for topic in range(clusters):
+        members = np.flatnonzero(labels == topic)
+        basis = rng.standard_normal((TOPIC_DIRECTIONS, DIM)).astype(np.float32) / np.sqrt(DIM)
+        spread = rng.standard_normal((len(members), TOPIC_DIRECTIONS)).astype(np.float32) @ basis
+        noise = rng.standard_normal((len(members), DIM)).astype(np.float32) * NOISE
+        vectors[members] = centres[topic] + SPREAD * spread + noise
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors, labels
 
