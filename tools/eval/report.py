@@ -90,7 +90,7 @@ def render(rows: list[Row], grid_rows: list[Row], tuned: list[str], *, compariso
         lines += [
             f"## Tuning: the hybrid's weights on the tuned users ({n_tune})",
             "",
-            "Defaults: collaborative 1, content 0.3, popularity 0.1, next 0.4; each row changes one of them.",
+            "Defaults: collaborative 1, content 0.3, popularity 0.1, next 0.4; each row changes one or two of them.",
             "",
             *_table("weights", grid_rows),
             *tuned,
