@@ -24,11 +24,10 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import asyncpg
 import numpy as np
-from pgvector import Vector
 
 from services.api.app import query_settings
 from services.api.recommend import DEFAULT_STRATEGY, Request, ranked_depth, recommend
-from services.api.store import CANDIDATES, EXACT_ORDER, Filters, Store, as_array, explain_nearest, indexed_order
+from services.api.store import CANDIDATES, EXACT_ORDER, Filters, Store, explain_nearest, indexed_order
 from shared import localpg
 from shared.db import create_pool
 from shared.migrate import migrate
@@ -100,7 +99,8 @@ async def bare(url: str, ef_search: int, requests: list[list], concurrency: int)
 
 
 async def recall_at_10(url: str, ef_search: int, queries: list[np.ndarray]) -> float:
-    """Share of the exact 10 nearest that the served (HNSW) query returns, over `queries`."""
+    """Share of the exact 10 nearest that the served (HNSW) query returns, over `queries` (the
+    interest centroids the recorded requests sent)."""
     pool = await _pool(url, ef_search, 1)
     hits = 0
     try:
@@ -108,7 +108,7 @@ async def recall_at_10(url: str, ef_search: int, queries: list[np.ndarray]) -> f
             for query in queries:
                 found = []
                 for order in (indexed_order(DIM), EXACT_ORDER):
-                    rows = await conn.fetch(CANDIDATES.format(order=order), TENANT, MODEL, [Vector(query)], [10], [], None,
+                    rows = await conn.fetch(CANDIDATES.format(order=order), TENANT, MODEL, [query], [10], [], None,
                                             None, None, [], False, 0)
                     found.append({row["product_id"] for row in rows})
                 hits += len(found[0] & found[1])
@@ -185,17 +185,17 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
         async with pool.acquire() as conn:
             plan = await explain_nearest(conn, TENANT, MODEL, rng.standard_normal(DIM).astype(np.float32), 60,
                                          dimension=DIM)
-            sample = [row["embedding"] for row in await conn.fetch(
-                "SELECT embedding FROM product_vectors WHERE tenant_id = $1 ORDER BY random() LIMIT 200", TENANT)]
     finally:
         await pool.close()
     if "product_vectors_embedding_" not in plan:
         raise SystemExit("the candidate query does not use the HNSW index:\n" + plan)
-    queries = [as_array(v) + rng.normal(0, 0.03, 384).astype(np.float32) for v in sample]
-    recall = await recall_at_10(url, args.ef_search, queries)
-    print(f"recall@10 of the served HNSW search against an exact scan: {recall:.3f}")
 
     recorded = await record(url, users[:args.bare_users], args.ef_search, args.limit)
+    queries = [vector for statements in recorded.values() for _, query, sent in statements
+               if "unnest($3::vector[]" in query for vector in sent[2]][:200]
+    recall = await recall_at_10(url, args.ef_search, queries)
+    print(f"recall@10 of the served HNSW search against an exact scan ({len(queries)} interest centroids"
+          f" the requests sent): {recall:.3f}")
     trips = [len(statements) for statements in recorded.values()]
     replay = [recorded[users[n % args.bare_users]] for n in range(args.requests)]
     nearest_only = [[s for s in statements if "unnest($3::vector[]" in s[1]][:1] for statements in replay]
