@@ -17,7 +17,7 @@ from shared import ranking
 from shared.interactions import ProductWeights
 from shared.ranking import NEXT, SIMILAR, Candidate
 
-NEXT_WEIGHT = 0.4
+NEXT_WEIGHT = 0.6
 RECENT_ITEMS = 10
 SIMILAR_HISTORY = 300  # the most recent history products the similar table is applied to
 NEIGHBOURS_PER_ROW = 50  # the strongest of each stored row (the trainer keeps up to 200)

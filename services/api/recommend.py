@@ -152,7 +152,7 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
     q = queries(request.strategy, weight_of, facts.vectors, request.depth)
     collaborative = hybrid.collaborative(weights, facts.similar, facts.next, request.tuning.next_weight) \
         if request.strategy in USES_COLLABORATIVE else []
-    popular = hybrid.POPULAR_CANDIDATES if request.strategy == "hybrid" else 0
+    popular = hybrid.POPULAR_CANDIDATES if request.strategy == "hybrid" and request.tuning.blend.popularity > 0 else 0
     found = Found([], set(), [], {}, {})
     if q.vectors or collaborative or popular:  # round trip 3
         found = await store.candidates(request.tenant_id, request.model, q.vectors, q.counts,

@@ -55,6 +55,7 @@ def test_content_ranks_become_scores_in_0_1():
 def test_the_blend_drops_what_scores_nothing_and_respects_exclusions():
     collaborative_part = [Candidate("x", 1.0, SIMILAR, "a"), Candidate("bad", -1.0, SIMILAR, "a")]
     content_part = [Candidate("w", 0.9, CONTENT, "b"), Candidate("x", 0.1, CONTENT, "b")]
-    ranked = blend(collaborative_part, content_part, {"p": 0.5, "unpopular": 0.0}, {"w"}, 10, Tuning())
+    ranked = blend(collaborative_part, content_part, {"p": 0.5, "unpopular": 0.0}, {"w"}, 10,
+                   Tuning.parse("popularity:0.1"))
     assert [c.product_id for c in ranked] == ["x", "p"]
     assert ranked[0].source == SIMILAR and ranked[1].source == POPULAR

@@ -33,13 +33,13 @@ METHODS = {  # table row -> api query parameters
     "hybrid, diversity 0.3 (MMR)": {"strategy": "hybrid", "diversity": "0.3"},
 }
 DEFAULT, COMPONENTS = "hybrid (default)", ("popularity", "content, multi-interest", "collaborative alone")
-# The hybrid's weights searched by --grid on the tuned users: one knob at a time around the defaults
-# (collaborative 1, content 0.3, popularity 0.1, next 0.4).
+# The hybrid's weights searched by --grid on the tuned users: one or two knobs at a time around the
+# defaults (services.api.hybrid.Tuning).
 GRID = [
     "content:0", "content:0.6", "content:1",
-    "popularity:0", "popularity:0.3",
-    "next:0", "next:0.2", "next:0.6", "next:0.8",
-    "next:0.6,popularity:0", "next:0.8,popularity:0.05",
+    "popularity:0.05", "popularity:0.1", "popularity:0.3",
+    "next:0.2", "next:0.4", "next:0.8",
+    "next:0.4,popularity:0.1", "next:0.8,popularity:0.05",
 ]
 MIN_COVERAGE = 0.05  # the default's coverage target; tuning prefers weights that reach it
 

@@ -4,8 +4,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from services.api.hybrid import Tuning
 from tools.eval.protocol import HISTORY_BUCKETS, EvalUser, Scores, bootstrap_interval, history_bucket
 
+DEFAULTS = ", ".join(f"{name} {value:g}" for name, value in
+                     (*Tuning().blend.__dict__.items(), ("next", Tuning().next_weight)))
 HEADER = "| {what} | NDCG@10 [95 % interval] | HR@10 | Recall@10 | coverage | rare share | p50 ms | p99 ms |"
 
 
@@ -90,7 +93,7 @@ def render(rows: list[Row], grid_rows: list[Row], tuned: list[str], *, compariso
         lines += [
             f"## Tuning: the hybrid's weights on the tuned users ({n_tune})",
             "",
-            "Defaults: collaborative 1, content 0.3, popularity 0.1, next 0.4; each row changes one or two of them.",
+            f"Defaults: {DEFAULTS}; each row changes one or two of them.",
             "",
             *_table("weights", grid_rows),
             *tuned,
