@@ -52,6 +52,9 @@ def _popularity(live_ids: int, alias: str = "p") -> str:
 
 
 SCORE = "coalesce(s.score, l.score, 0)::float8"
+# One product's trained popularity by primary key (a join here made the planner hash the whole table).
+POPULARITY_OF = ("coalesce((SELECT s.score FROM product_popularity s WHERE s.tenant_id = $1 AND s.product_id = {id}),"
+                 " 0)::float8")
 
 # $1 tenant, $2 user (NULL: none), $3 events, $4 live-popularity events
 HISTORY = """
@@ -88,20 +91,19 @@ GROUP BY n.kind
 # $11 how many popular. Rows: ord > 0 nearest to query ord, 0 collaborative, -1 popular. Popularity here is
 # the trained table's only: before a tenant's first training the blend goes without it.
 CANDIDATES = f"""
-SELECT a.ord::int AS ord, c.product_id, c.embedding, coalesce(s.score, 0)::float8 AS popularity
+SELECT a.ord::int AS ord, c.product_id, c.embedding, {POPULARITY_OF.format(id="c.product_id")} AS popularity
 FROM unnest($3::vector[], $4::int[]) WITH ORDINALITY AS a(query, n, ord)
 CROSS JOIN LATERAL (
-    SELECT v.product_id, v.embedding, p.tenant_id
+    SELECT v.product_id, v.embedding
     FROM product_vectors v JOIN products p ON p.tenant_id = v.tenant_id AND p.id = v.product_id
     WHERE v.tenant_id = $1 AND v.model = $2 AND {_filter(5)}
     ORDER BY {{order}}
     LIMIT a.n
-) c LEFT JOIN product_popularity s ON s.tenant_id = c.tenant_id AND s.product_id = c.product_id
+) c
 UNION ALL
-SELECT 0, p.id, CASE WHEN $10 THEN v.embedding END, coalesce(s.score, 0)::float8
+SELECT 0, p.id, CASE WHEN $10 THEN v.embedding END, {POPULARITY_OF.format(id="p.id")}
 FROM products p LEFT JOIN product_vectors v ON $10 AND v.tenant_id = p.tenant_id AND v.product_id = p.id
      AND v.model = $2
-     LEFT JOIN product_popularity s ON s.tenant_id = p.tenant_id AND s.product_id = p.id
 WHERE p.tenant_id = $1 AND p.id = ANY($9::text[]) AND {_filter(5)}
 UNION ALL
 (SELECT -1, p.id, NULL::vector, s.score::float8 FROM product_popularity s
@@ -119,14 +121,15 @@ def indexed_order(dimension: int | None) -> str:
 # $1 tenant, $2 model, $3 product ids, $4-$7 filters of the continuation, $8 its offset, $9 its length, $10-$11 live
 PAGE = f"""
 WITH filler AS (
-    SELECT p.id, {SCORE} AS score FROM products p{_popularity(10)}
+    SELECT p.id, {SCORE} AS score, row_number() OVER (ORDER BY {SCORE} DESC, p.id) AS position
+    FROM products p{_popularity(10)}
     WHERE p.tenant_id = $1 AND {_filter(4)}
     ORDER BY score DESC, p.id LIMIT $9 OFFSET $8
 )
-SELECT {PRODUCT_COLUMNS}, f.score AS filler_score
-FROM products p LEFT JOIN filler f ON f.id = p.id
-WHERE p.tenant_id = $1 AND NOT p.deleted AND (p.id = ANY($3::text[]) OR p.id IN (SELECT id FROM filler))
-ORDER BY f.score DESC NULLS FIRST, p.id
+SELECT {PRODUCT_COLUMNS}, NULL::float8 AS filler_score, NULL::bigint AS position FROM products p
+WHERE p.tenant_id = $1 AND p.id = ANY($3::text[]) AND NOT p.deleted
+UNION ALL
+SELECT {PRODUCT_COLUMNS}, f.score, f.position FROM filler f JOIN products p ON p.tenant_id = $1 AND p.id = f.id
 """
 
 
@@ -250,8 +253,8 @@ async def page(conn: asyncpg.Connection, tenant_id: str, model: str, product_ids
     """Round trip 4: the products by id, and `count` more by popularity from `offset` (not excluded)."""
     rows = await conn.fetch(PAGE, tenant_id, model, product_ids, excluded, filters.genre, filters.year_from,
                             filters.year_to, offset, count, list(live), list(live.values()))
-    return ({row["id"]: row for row in rows},
-            [(row["id"], row["filler_score"]) for row in rows if row["filler_score"] is not None])
+    continuation = sorted((row for row in rows if row["position"] is not None), key=lambda row: row["position"])
+    return {row["id"]: row for row in rows}, [(row["id"], row["filler_score"]) for row in continuation]
 
 
 class Store:
