@@ -83,7 +83,7 @@ class RankingFields(BaseModel):
     cursor: Cursor = None
     strategy: StrategyField = "hybrid"
     weights: str | None = Field(None, max_length=200, description=(
-        "Overrides of the hybrid's blend for tuning, as collaborative:1,content:0.3,popularity:0,next:0.6 "
+        "Overrides of the hybrid's blend for tuning, as collaborative:1,content:0.3,popularity:0.05,next:0.6 "
         "(each 0-10)."))
     diversity: Annotated[float, BeforeValidator(_no_bool)] = Field(0.0, ge=0, le=1, allow_inf_nan=False, description=(
         "0 ranks by relevance alone; higher trades relevance for variety (maximal marginal relevance)."))

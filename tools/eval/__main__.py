@@ -37,9 +37,9 @@ DEFAULT, COMPONENTS = "hybrid (default)", ("popularity", "content, multi-interes
 # defaults (services.api.hybrid.Tuning).
 GRID = [
     "content:0", "content:0.6", "content:1",
-    "popularity:0.05", "popularity:0.1", "popularity:0.3",
+    "popularity:0", "popularity:0.1", "popularity:0.3",
     "next:0.2", "next:0.4", "next:0.8",
-    "next:0.4,popularity:0.1", "next:0.8,popularity:0.05",
+    "next:0.4,popularity:0.1", "next:0.8,popularity:0",
 ]
 MIN_COVERAGE = 0.05  # the default's coverage target; tuning prefers weights that reach it
 
