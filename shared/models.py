@@ -39,14 +39,17 @@ def order_expression(column: str, dimension: int) -> str:
 
 
 async def register(conn: asyncpg.Connection, model: str, dimension: int) -> None:
-    """Record the model's dimension (first use) and make sure its HNSW index exists."""
-    stored = await conn.fetchval(
-        "INSERT INTO embedding_models (name, dimension) VALUES ($1, $2)"
-        " ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING dimension", model, dimension)
-    if stored != dimension:
-        raise ModelMismatch(f"model {model!r} makes {dimension}-d vectors but was registered with {stored}:"
-                            " give the new model its own name and run `recommender reembed --model NAME`")
-    await ensure_index(conn, model, dimension)
+    """Record the model's dimension (first use) and make sure its HNSW index exists. Workers loading
+    the same model at once take turns (an advisory lock), so only one of them creates the index."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"embedding_models:{model}")
+        stored = await conn.fetchval(
+            "INSERT INTO embedding_models (name, dimension) VALUES ($1, $2)"
+            " ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING dimension", model, dimension)
+        if stored != dimension:
+            raise ModelMismatch(f"model {model!r} makes {dimension}-d vectors but was registered with {stored}:"
+                                " give the new model its own name and run `recommender reembed --model NAME`")
+        await ensure_index(conn, model, dimension)
 
 
 async def ensure_index(conn: asyncpg.Connection, model: str, dimension: int, concurrently: bool = False) -> None:
