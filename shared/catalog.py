@@ -107,3 +107,13 @@ async def pending_count(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: str,
         tenant_id,
         model,
     )
+
+
+async def live_count(pool: asyncpg.Pool, tenant_id: str, product_ids: list[str]) -> tuple[int, int]:
+    """(live products of the tenant, how many of `product_ids` are among them)."""
+    row = await pool.fetchrow(
+        "SELECT count(*) AS live, count(*) FILTER (WHERE id = ANY($2::text[])) AS known FROM products"
+        " WHERE tenant_id = $1 AND NOT deleted",
+        tenant_id, product_ids,
+    )
+    return row["live"], row["known"]

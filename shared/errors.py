@@ -35,6 +35,13 @@ class Conflict(AppError):
 RETRY_AFTER_S = 2
 
 
+class QuotaExceeded(AppError):
+    """A write that would take the tenant past a quota; nothing of it was accepted."""
+
+    status = 403
+    code = "quota_exceeded"
+
+
 class Unavailable(AppError):
     """A dependency (database, broker) cannot take the request now; the client may retry."""
 

@@ -5,10 +5,8 @@ from keyword arguments. Every key is documented in `.env.example`.
 """
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-DEFAULT_TENANT = "default"
 
 
 class Settings(BaseSettings):
@@ -18,7 +16,6 @@ class Settings(BaseSettings):
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     # Prefix of every exchange and queue name: lets several stacks (or test runs) share a broker.
     amqp_prefix: str = "recommender"
-    tenant_id: str = DEFAULT_TENANT
     model_name: str = "all-MiniLM-L6-v2"
     db_pool_min: int = Field(1, ge=0)
     db_pool_max: int = Field(10, ge=1)
@@ -29,9 +26,26 @@ class Settings(BaseSettings):
     log_json: bool | None = None  # None: JSON lines when stderr is not a terminal
 
 
-class IngestSettings(Settings):
+class HttpSettings(Settings):
+    """What ingest and api share: the mode, keys and request limits."""
+
     host: str = "0.0.0.0"
+    # demo: the spike's /api/... routes answer without a key for DEMO_TENANT (make up's mode);
+    # production: every route but health, metrics and docs needs a key.
+    mode: Literal["demo", "production"] = "production"
+    demo_tenant: str = "demo"
+    metrics_public: bool = True  # false: /metrics needs a key like the rest
+    # Seconds a key lookup is cached: a revoked key stops working within this time (at most 10).
+    key_cache_s: float = Field(5.0, ge=0, le=10)
+    # Per key: requests a second and the burst saved up (tenants may override both).
+    rate_limit_per_s: float = Field(100.0, gt=0)
+    rate_limit_burst: int = Field(200, ge=1)
+
+
+class IngestSettings(HttpSettings):
     port: int = 8384
+    # Live products per tenant (tenants may override it).
+    catalogue_quota: int = Field(1_000_000, ge=0)
     max_body_bytes: int = 16 * 1024 * 1024
     max_batch: int = 1000
     publish_timeout_s: float = 4.0
@@ -45,14 +59,28 @@ class IngestSettings(Settings):
     db_command_timeout_s: float | None = Field(4.0, gt=0)
 
 
-class ApiSettings(Settings):
-    host: str = "0.0.0.0"
+class ApiSettings(HttpSettings):
     port: int = 8383
     ef_search: int = Field(40, ge=1, le=1000)
     # Several api processes may share one port (SO_REUSEPORT; the kernel spreads connections).
     reuse_port: bool = False
     # An HTTP request never waits longer on the database than this: past it the client gets a 503.
     db_command_timeout_s: float | None = Field(4.0, gt=0)
+    # A read key the web page sends (a read key is safe to ship in a page); unset: the page asks for one.
+    page_key: SecretStr | None = None
+    # The spike's routes without a key, for DEMO_TENANT; unset: on in demo mode only.
+    open_spike_routes: bool | None = None
+
+    @model_validator(mode="after")
+    def _production_is_closed(self) -> "ApiSettings":
+        if self.mode == "production" and self.open_spike_routes:
+            raise ValueError("MODE=production refuses OPEN_SPIKE_ROUTES=true, demo mode's keyless /api/... routes:"
+                             " unset it (the spike routes then need a key), or run with MODE=demo")
+        return self
+
+    @property
+    def spike_routes_open(self) -> bool:
+        return self.mode == "demo" if self.open_spike_routes is None else self.open_spike_routes
 
 
 class EmbedderSettings(Settings):
@@ -85,3 +113,5 @@ class TrainerSettings(Settings):
     train_check_s: float = Field(60.0, gt=0)
     train_after_interactions: int = Field(1000, ge=1)
     train_every_s: float = Field(86_400.0, gt=0)
+    # Tenants trained at the same time: a long training of one leaves the others' slots free.
+    train_concurrency: int = Field(2, ge=1)

@@ -3,12 +3,15 @@
 PostgreSQL: `DATABASE_URL` when given, else an embedded server on a free port with a throwaway
 data directory, stopped at the end of the session (also when tests fail). RabbitMQ: `AMQP_URL`
 (default the local broker). Every session uses its own queue prefix, deleted at the end.
+API keys: `tenant_keys` is a read and a write key of a tenant made for this session; a test that
+changes tenant settings or needs a clean catalogue makes its own with `new_tenant`.
 """
 import asyncio
 import os
 import shutil
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -16,6 +19,7 @@ import pytest
 
 from shared.amqp import Topology, delete_topology
 from shared.db import create_pool
+from shared.keys import create_key
 from shared.migrate import migrate
 from shared.settings import Settings
 
@@ -70,3 +74,28 @@ async def pool(settings: Settings) -> asyncpg.Pool:
 def unique() -> str:
     """A short unique token for ids, so tests never need to truncate shared tables."""
     return uuid.uuid4().hex[:10]
+
+
+@dataclass(frozen=True)
+class TenantKeys:
+    tenant: str
+    read: str
+    write: str
+
+    def headers(self, role: str = "read") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.read if role == 'read' else self.write}"}
+
+
+async def new_tenant(pool: asyncpg.Pool, prefix: str = "t") -> TenantKeys:
+    """A tenant of its own (a unique name) with a read and a write key."""
+    tenant = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    async with pool.acquire() as conn:
+        _, read = await create_key(conn, tenant, "read", "tests")
+        _, write = await create_key(conn, tenant, "write", "tests")
+    return TenantKeys(tenant, read, write)
+
+
+@pytest.fixture(scope="session")
+async def tenant_keys(pool: asyncpg.Pool) -> TenantKeys:
+    """This session's tenant: tests only add to it (unique ids), never change its settings."""
+    return await new_tenant(pool, "session")

@@ -4,6 +4,7 @@
     recommender stack up|down|ps|logs   the native stack (tools.stack; `make up` picks the mode)
     recommender dead-letters list|requeue|drop   messages the embedder gave up on (tools.dead_letters)
     recommender reembed --model NAME    move a tenant to another embedding model (tools.reembed)
+    recommender keys create|list|revoke API keys and tenants (tools.keys)
 """
 import sys
 
@@ -23,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
         from tools import reembed
 
         return reembed.main(rest)
+    if command == "keys":
+        from tools import keys
+
+        return keys.main(rest)
     if command == "stack":
         from tools import stack
 

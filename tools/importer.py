@@ -5,6 +5,9 @@ products to ingest in batches, backs off on 429/503 and lost connections, and sp
 ingest rejects (a 422 names `[i].field`) so one bad row never stops the rest. With `--wait` it
 then polls the api until every accepted product's embedding is `ready`.
 
+Every request sends a write key: --key, else RECOMMENDER_KEY, else the demo write key of `make up`.
+Over the key's request rate ingest answers 429 and the import waits the Retry-After it names.
+
 Exit status: 0 every row accepted (and ready, with --wait); 1 some rows rejected or not ready in
 time; 2 nothing could be done (bad options, unreadable file). Rows without an id get one from
 ingest, so importing such a file twice makes two copies: map an id column for repeatable imports.
@@ -46,6 +49,10 @@ class Report:
     ready_s: float | None = None
 
 
+class KeyRefused(RuntimeError):
+    """Ingest refused the key (401/403): no other batch would fare better."""
+
+
 class Importer:
     def __init__(self, session: aiohttp.ClientSession, ingest_url: str, report: Report, progress: Progress,
                  max_retries: int = 10):
@@ -63,6 +70,8 @@ class Importer:
                 self.report.accepted_ids += body["ids"]
                 self.progress.update(len(batch))
                 return
+            if status in (401, 403) and (body.get("error") or {}).get("code") != "quota_exceeded":
+                raise KeyRefused(_message(status, body))
             bad = _rejections(batch, body) if status == 422 else {}
             if not bad:  # nothing names a row: the whole batch shares the fate
                 reason = _message(status, body)
@@ -143,6 +152,8 @@ async def wait_ready(session: aiohttp.ClientSession, api_url: str, ids: list[str
         async with limit:
             try:
                 async with session.get(f"{api_url.rstrip('/')}/v1/products/{product_id}") as response:
+                    if response.status == 429:
+                        await asyncio.sleep(_retry_after(response.headers.get("Retry-After"), 1))
                     return response.status == 200 and (await response.json()).get("embedding_status") == "ready"
             except (aiohttp.ClientError, asyncio.TimeoutError):
                 return False
@@ -179,7 +190,7 @@ async def run(args: argparse.Namespace) -> Report:
         good.append((number, product))
     limit = asyncio.Semaphore(args.concurrency)
     timeout = aiohttp.ClientTimeout(total=120)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with aiohttp.ClientSession(timeout=timeout, headers={"Authorization": f"Bearer {args.key}"}) as session:
         importer = Importer(session, args.ingest_url, report, progress, args.max_retries)
 
         async def one(batch: list[tuple[int, dict]]) -> None:
@@ -217,6 +228,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--id-prefix", default="", help="prepended to every mapped id, e.g. ml-")
     p.add_argument("--ingest-url", default=os.environ.get("INGEST_URL", "http://127.0.0.1:8384"))
     p.add_argument("--api-url", default=os.environ.get("API_URL", "http://127.0.0.1:8383"))
+    p.add_argument("--key", default=os.environ.get("RECOMMENDER_KEY"),
+                   help="a write key (default: RECOMMENDER_KEY, else the demo write key of `make up`)")
     p.add_argument("--batch-size", type=int, default=500, help="products per request (ingest takes up to 1000)")
     p.add_argument("--concurrency", type=int, default=2, help="requests in flight")
     p.add_argument("--max-retries", type=int, default=10, help="per request, on a lost connection or a 429/503 without Retry-After"
@@ -229,9 +242,16 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if not args.key:
+        from tools.demo import default_key
+
+        args.key = default_key("write")
+    if not args.key:
+        print("error: no API key: pass --key or set RECOMMENDER_KEY to a write key", file=sys.stderr)
+        return 2
     try:
         report = asyncio.run(run(args))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, KeyRefused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print_summary(report)

@@ -3,7 +3,9 @@
 `up` starts the embedded PostgreSQL + pgvector (data under `<RUN_DIR>/pg`, kept across restarts),
 makes sure RabbitMQ answers at AMQP_URL (starting a local `rabbitmq-server` when installed),
 migrates, starts ingest, api and EMBEDDER_WORKERS embedder workers in the background and returns
-once every one is ready. A second `up` starts only what is not running. `down` stops exactly what
+once every one is ready. A second `up` starts only what is not running. The stack runs in demo
+mode (MODE, default demo): tenant `demo` with a read and a write key, kept in `<RUN_DIR>/demo-keys.json`
+and printed with the URLs; the web page carries the read key. MODE=production starts no demo keys. `down` stops exactly what
 `up` recorded, then the database (and RabbitMQ when `up` started it).
 
 Environment (defaults): RUN_DIR (.run), PG_PORT (5433), API_PORT (8383), INGEST_PORT (8384),
@@ -13,6 +15,7 @@ service settings are passed through.
 """
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -30,6 +33,7 @@ from shared.logs import redact
 from shared.migrate import migrate
 from shared.settings import Settings
 from tools import procs
+from tools.keys import demo_keys
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,8 @@ class Config:
     stop_timeout_s: float
     amqp_url: str
     amqp_prefix: str
-    tenant_id: str
+    mode: str
+    demo_tenant: str
 
     @classmethod
     def from_env(cls) -> "Config":
@@ -65,7 +70,8 @@ class Config:
             stop_timeout_s=float(env("STOP_TIMEOUT_S", "60")),
             amqp_url=settings.amqp_url,
             amqp_prefix=settings.amqp_prefix,
-            tenant_id=settings.tenant_id,
+            mode=env("MODE", "demo"),
+            demo_tenant=env("DEMO_TENANT", "demo"),
         )
 
     @property
@@ -75,6 +81,16 @@ class Config:
     @property
     def database_url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.pg_port}/postgres"
+
+    @property
+    def keys_file(self) -> Path:
+        return self.run_dir / "demo-keys.json"
+
+    def demo_keys(self) -> dict[str, str]:
+        """The demo tenant's {"read", "write"} keys `up` made; empty outside demo mode or before `up`."""
+        if self.mode != "demo" or not self.keys_file.exists():
+            return {}
+        return json.loads(self.keys_file.read_text())
 
     @property
     def rabbitmq_marker(self) -> Path:
@@ -120,14 +136,15 @@ def _ensure_postgres(config: Config) -> None:
 
 def _service_env(config: Config) -> dict:
     return {"DATABASE_URL": config.database_url, "AMQP_URL": config.amqp_url, "AMQP_PREFIX": config.amqp_prefix,
-            "HOST": config.host, "LOG_JSON": "true"}
+            "HOST": config.host, "LOG_JSON": "true", "MODE": config.mode, "DEMO_TENANT": config.demo_tenant}
 
 
 def _planned(config: Config) -> list[tuple[str, str, int, dict, str]]:
     """(name, module, port, extra env, url) of every service process."""
     urls = config.urls()
+    page_key = {"PAGE_KEY": config.demo_keys()["read"]} if config.demo_keys() else {}
     planned = [("ingest", "services.ingest", config.ingest_port, {"PORT": str(config.ingest_port)}, urls["INGEST_URL"]),
-               ("api", "services.api", config.api_port, {"PORT": str(config.api_port)}, urls["API_URL"])]
+               ("api", "services.api", config.api_port, {"PORT": str(config.api_port), **page_key}, urls["API_URL"])]
     planned.append(("trainer", "services.trainer", config.trainer_port, {"HEALTH_PORT": str(config.trainer_port)},
                     f"http://127.0.0.1:{config.trainer_port}/health/ready"))
     for index in range(config.workers):
@@ -144,6 +161,8 @@ def up(config: Config) -> None:
     _ensure_rabbitmq(config)
     _ensure_postgres(config)
     asyncio.run(migrate(config.database_url))
+    if config.mode == "demo":
+        asyncio.run(demo_keys(config.database_url, config.demo_tenant, config.keys_file))
     running = {record.name: record for record in procs.records(config.run_dir) if procs.alive(record)}
     started = []
     for name, module, port, env, url in _planned(config):
@@ -157,6 +176,10 @@ def up(config: Config) -> None:
           flush=True)
     procs.wait_ready(started + list(running.values()), config.ready_timeout_s)
     ps(config)
+    if keys := config.demo_keys():
+        print(f"DEMO MODE, tenant {config.demo_tenant!r}: web page {config.urls()['API_URL']}/\n"
+              f"  read key  {keys['read']}\n  write key {keys['write']}\n"
+              "  (other tenants and keys: `recommender keys create --tenant NAME --role read|write|admin`)")
 
 
 def down(config: Config) -> None:
@@ -196,7 +219,7 @@ def logs(config: Config, follow: bool) -> None:
 async def _product_count(config: Config) -> int:
     conn = await asyncpg.connect(config.database_url)
     try:
-        return await conn.fetchval("SELECT count(*) FROM products WHERE tenant_id = $1", config.tenant_id)
+        return await conn.fetchval("SELECT count(*) FROM products WHERE tenant_id = $1", config.demo_tenant)
     finally:
         await conn.close()
 
@@ -218,7 +241,8 @@ def main() -> None:
         elif args.action == "logs":
             logs(config, follow=not args.no_follow)
         elif args.action == "env":  # for `make demo` after `make up`
-            for key, value in {**config.urls(), "DATABASE_URL": config.database_url}.items():
+            key_env = {"RECOMMENDER_KEY": config.demo_keys()["write"]} if config.demo_keys() else {}
+            for key, value in {**config.urls(), "DATABASE_URL": config.database_url, **key_env}.items():
                 print(f"{key}={value}")
         else:  # exit 0 when the catalogue is empty: `make up` then loads the demo
             raise SystemExit(0 if asyncio.run(_product_count(config)) == 0 else 1)

@@ -6,6 +6,7 @@ from aiohttp import web
 from services.api.keys import active_models_key, database_key, settings_key
 from services.api.routes import setup_routes
 from services.api.tenant_models import ActiveModels
+from shared.auth import Policy, public, setup_auth
 from shared.db import Database
 from shared.http import errors_middleware, setup_health, setup_metrics
 from shared.settings import ApiSettings
@@ -42,5 +43,19 @@ def create_app(settings: ApiSettings, database: Database | None = None) -> web.A
         app[database_key] = database
     setup_metrics(app, "api", lambda: app[database_key].in_use())
     setup_health(app, [lambda: app[database_key].problem()])
+    setup_auth(app, settings, lambda: app[database_key].require(), auth_policy(settings))
     setup_routes(app)
     return app
+
+
+def auth_policy(settings: ApiSettings) -> Policy:
+    """Everything reads (role read) but the web page and its assets; in demo mode the spike's routes
+    answer without a key, for the demo tenant."""
+
+    def role_for(request: web.Request) -> str | None:
+        return None if request.path == "/" or public(settings, request, ("/static/",)) else "read"
+
+    def keyless_tenant(request: web.Request) -> str | None:
+        return settings.demo_tenant if settings.spike_routes_open and request.path.startswith("/api/") else None
+
+    return Policy(role_for, keyless_tenant)

@@ -1,6 +1,6 @@
 """Recommendation endpoints: for a known user, for an anonymous session, similar products.
 
-Each view parses its one query object, takes the tenant once (`keys.tenant_of`), asks
+Each view parses its one query object, takes the tenant once (`shared.auth.tenant_of`, from the key), asks
 `recommend` for a page and renders its items and reasons.
 """
 import re
@@ -9,11 +9,12 @@ from datetime import datetime, timezone
 from aiohttp import web
 
 from services.api import params, products, users
-from services.api.keys import active_models_key, database_key, settings_key, tenant_of
+from services.api.keys import active_models_key, database_key, settings_key
 from services.api.products import product_json
 from services.api.query import ListQuery, RankingFields, RecommendationQuery, SessionBody, parse
 from services.api.recommend import Page, Request, ranked_depth, recommend
 from services.api.store import Store
+from shared.auth import tenant_of
 from shared.errors import NotFound
 from shared.http import read_json
 from shared.interactions import History, Interaction

@@ -1,16 +1,24 @@
 """The api route table: what the app serves and what its /openapi.json documents."""
+import html
 from pathlib import Path
 
 from aiohttp import web
 
 from services.api import query as q, rec_views, responses as r, spike, views
+from services.api.keys import settings_key
 from shared.openapi import Route, add_routes, setup_docs
 
 STATIC_DIR = Path(__file__).parent / "static"
 
 
-async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "index.html")
+async def index(request: web.Request) -> web.Response:
+    """The page, told the mode and the read key it sends (PAGE_KEY; demo mode's read key)."""
+    settings = request.app[settings_key]
+    meta = f'<meta name="recommender-mode" content="{settings.mode}">'
+    if settings.page_key is not None:
+        meta += f'\n<meta name="recommender-key" content="{html.escape(settings.page_key.get_secret_value())}">'
+    page = (STATIC_DIR / "index.html").read_text().replace("<head>", f"<head>\n{meta}", 1)
+    return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-store"})
 
 
 ROUTES = [
@@ -43,8 +51,7 @@ ROUTES = [
 
 def setup_routes(app: web.Application) -> None:
     add_routes(app, ROUTES)
-    # TODO(issue 8 part A): secured=True once the auth middleware is on
-    setup_docs(app, "Recommender api", "1", "Recommendations, the catalogue and users.", secured=False)
+    setup_docs(app, "Recommender api", "1", "Recommendations, the catalogue and users.")
     # The web page.
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC_DIR)

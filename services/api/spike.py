@@ -8,9 +8,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from aiohttp import web
 
 from services.api import params, products
-from services.api.keys import database_key, tenant_of
+from services.api.keys import database_key
 from services.api.query import Limit, ProductIds, RecommendationQuery, parse
 from services.api.rec_views import ranked_page, session_history
+from shared.auth import tenant_of
 from shared.http import read_json
 from shared.schemas import ProductId
 

@@ -2,8 +2,9 @@
 from aiohttp import web
 
 from services.api import params, products
-from services.api.keys import database_key, settings_key, tenant_of
+from services.api.keys import database_key, settings_key
 from services.api.query import BrowseQuery, parse
+from shared.auth import tenant_of
 from shared.errors import NotFound
 
 

@@ -10,6 +10,7 @@ from services.ingest.publisher import Publisher
 from services.ingest.routes import setup_routes
 from shared import catalog
 from shared.amqp import Broker, Topology
+from shared.auth import KeyCache, Policy, public, setup_auth
 from shared.db import Database
 from shared.http import errors_middleware, setup_health, setup_metrics
 from shared.schemas import VersionClock
@@ -23,6 +24,7 @@ class Deps:
     publisher: Publisher
     database: Database
     backlog: Backlog | None = None  # None: no limit
+    keys: KeyCache | None = None  # default: keys looked up in the database
 
 
 async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -62,5 +64,7 @@ def create_app(settings: IngestSettings, deps: Deps | None = None) -> web.Applic
             app[backlog_key] = deps.backlog
     setup_metrics(app, "ingest", lambda: app[database_key].in_use())
     setup_health(app, [lambda: app[database_key].problem(), lambda: app[publisher_key].problem()])
+    setup_auth(app, settings, lambda: app[database_key].require(),
+               Policy(lambda request: None if public(settings, request) else "write"), deps and deps.keys)
     setup_routes(app, settings.max_batch)
     return app

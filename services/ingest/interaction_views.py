@@ -7,6 +7,7 @@ from pydantic import ValidationError
 from services.ingest import interactions
 from services.ingest.keys import database_key, settings_key
 from services.ingest.validation import batch_items, no_duplicates, validate_all
+from shared.auth import tenant_of
 from shared.errors import InvalidInput
 from shared.http import read_json
 from shared.schemas import ID_PATTERN, InteractionIn, OrderIn, error_details
@@ -21,9 +22,9 @@ def _user_id(request: web.Request) -> str:
     return user_id
 
 
-async def _store(request: web.Request, user_id: str, events: list[InteractionIn], fields: list[str]) -> int:
+async def _store(request: web.Request, tenant_id: str, user_id: str, events: list[InteractionIn],
+                 fields: list[str]) -> int:
     """Store all events, or none: a 422 names every product that is not in the catalogue."""
-    tenant_id = request.app[settings_key].tenant_id
     pool = request.app[database_key].require()
     async with pool.acquire() as conn, conn.transaction():
         unknown = await interactions.unknown_products(conn, tenant_id, [e.product_id for e in events])
@@ -42,7 +43,7 @@ async def post_interactions(request: web.Request) -> web.Response:
     items, is_list = batch_items(await read_json(request), request.app[settings_key].max_batch, "interactions")
     events = validate_all(InteractionIn, items, is_list)
     fields = [f"[{i}].product_id" if is_list else "product_id" for i in range(len(events))]
-    stored = await _store(request, user_id, events, fields)
+    stored = await _store(request, tenant_of(request), user_id, events, fields)
     return web.json_response({"user_id": user_id, "received": len(events), "stored": stored}, status=201)
 
 
@@ -63,7 +64,7 @@ async def post_order(request: web.Request) -> web.Response:
         for item in order.items
     ]
     fields = [f"items[{i}].product_id" for i in range(len(events))]
-    stored = await _store(request, order.user_id, events, fields)
+    stored = await _store(request, tenant_of(request), order.user_id, events, fields)
     return web.json_response(
         {"user_id": order.user_id, "order_id": order.order_id, "received": len(events), "stored": stored}, status=201
     )

@@ -26,5 +26,4 @@ ROUTES = [
 
 def setup_routes(app: web.Application, max_batch: int) -> None:
     add_routes(app, ROUTES)
-    # TODO(issue 8 part A): secured=True once the auth middleware is on
-    setup_docs(app, "Recommender ingest", "1", "Catalogue and interaction writes.", max_batch, secured=False)
+    setup_docs(app, "Recommender ingest", "1", "Catalogue and interaction writes.", max_batch)

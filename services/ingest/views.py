@@ -7,7 +7,8 @@ from aiohttp import web
 from services.ingest.keys import backlog_key, database_key, publisher_key, settings_key, version_clock_key
 from services.ingest.validation import batch_items, no_duplicates, validate_all
 from shared import catalog
-from shared.errors import InvalidInput
+from shared.auth import principal_key, tenant_of
+from shared.errors import InvalidInput, QuotaExceeded
 from shared.http import read_json
 from shared.schemas import ID_PATTERN, ProductIn, ProductMessage, new_product_id
 
@@ -24,8 +25,24 @@ def _path_id(request: web.Request) -> str:
     return product_id
 
 
+async def _check_quota(request: web.Request, tenant_id: str, products: list[ProductIn]) -> None:
+    """Refuse, before anything is queued, a write that would take the tenant past its catalogue quota."""
+    quota = request[principal_key].catalogue_quota
+    quota = request.app[settings_key].catalogue_quota if quota is None else quota
+    ids = sorted({p.id for p in products if p.id is not None})
+    live, known = await catalog.live_count(request.app[database_key].require(), tenant_id, ids)
+    added = len(ids) - known + sum(p.id is None for p in products)
+    if live + added > quota:
+        raise QuotaExceeded(
+            f"catalogue quota exceeded: the quota is {quota} products, the catalogue holds {live} and this request"
+            f" adds {added}; nothing of this request was accepted (delete products or ask for a larger quota)",
+            [{"field": "body", "problem": f"catalogue_quota {quota} products"}],
+        )
+
+
 async def _accept(request: web.Request, products: list[ProductIn]) -> web.Response:
-    settings = request.app[settings_key]
+    tenant_id = tenant_of(request)
+    await _check_quota(request, tenant_id, products)
     clock = request.app[version_clock_key]
     messages = []
     for product in products:
@@ -34,7 +51,7 @@ async def _accept(request: web.Request, products: list[ProductIn]) -> web.Respon
         messages.append(
             ProductMessage(
                 type="product.upsert",
-                tenant_id=settings.tenant_id,
+                tenant_id=tenant_id,
                 product_id=product.id,
                 version=clock.next(),
                 product=product,
@@ -43,20 +60,18 @@ async def _accept(request: web.Request, products: list[ProductIn]) -> web.Respon
     if (backlog := request.app.get(backlog_key)) is not None:
         await backlog.admit(settings.tenant_id, len(messages))
     await request.app[publisher_key].publish(messages)
-    await _record_pending(request, messages)
+    await _record_pending(request, tenant_id, messages)
     return web.json_response({"accepted": len(messages), "ids": [m.product_id for m in messages]}, status=202)
 
 
-async def _record_pending(request: web.Request, messages: list[ProductMessage]) -> None:
+async def _record_pending(request: web.Request, tenant_id: str, messages: list[ProductMessage]) -> None:
     """Show accepted products as `pending` right away. Best effort: the queue is the record."""
     pool = request.app[database_key].pool
     if pool is None:
         return
     try:
         async with pool.acquire() as conn:
-            await catalog.upsert_products(
-                conn, request.app[settings_key].tenant_id, [(m.product, m.version) for m in messages]
-            )
+            await catalog.upsert_products(conn, tenant_id, [(m.product, m.version) for m in messages])
     except Exception as exc:  # the data is safe in the queue; the worker writes the row
         log.warning("could not record %d pending product(s): %s", len(messages), exc)
 
@@ -80,10 +95,9 @@ async def put_product(request: web.Request) -> web.Response:
 
 async def delete_product(request: web.Request) -> web.Response:
     product_id = _path_id(request)
-    settings = request.app[settings_key]
     message = ProductMessage(
         type="product.delete",
-        tenant_id=settings.tenant_id,
+        tenant_id=tenant_of(request),
         product_id=product_id,
         version=request.app[version_clock_key].next(),
     )

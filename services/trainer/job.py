@@ -95,9 +95,16 @@ async def train(pool: asyncpg.Pool, tenant_id: str, neighbour_config: NeighbourC
             tenant_id, started_at, *report,
         )
     timings["write_s"] = time.perf_counter() - written
-    log.info("trained on %d interactions: %d products, %.1f s, peak %.0f MiB", report.interactions,
-             report.products, report.seconds, report.peak_rss_mib, extra={"timings": timings})
+    log.info("trained tenant %s on %d interactions: %d products, %.1f s, peak %.0f MiB", tenant_id,
+             report.interactions, report.products, report.seconds, report.peak_rss_mib, extra={"timings": timings})
     return report
+
+
+async def tenants_with_interactions(pool: asyncpg.Pool) -> list[str]:
+    """Every tenant that has any interaction (a loose index scan would be faster; tenants are few)."""
+    rows = await pool.fetch("SELECT id FROM tenants t WHERE EXISTS (SELECT 1 FROM interactions i WHERE i.tenant_id = t.id)"
+                            " ORDER BY id")
+    return [row["id"] for row in rows]
 
 
 async def interactions_since_last_run(pool: asyncpg.Pool, tenant_id: str) -> tuple[int, float | None]:

@@ -1,5 +1,7 @@
 """The running stack for end-to-end tests: ingest, api and two embedder workers as processes,
-started once per session (each worker loads the model, which takes seconds)."""
+started once per session (each worker loads the model, which takes seconds). `stack.keys` are the
+session tenant's keys; the request rate limit is raised so polling loops never meet it (the
+rate-limit test gives its own tenant a low one)."""
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -8,6 +10,7 @@ import pytest
 from playwright.async_api import async_playwright
 
 from shared import localpg
+from tests.conftest import TenantKeys
 from tests.processes import Process, spawn, wait_ready
 
 
@@ -17,6 +20,7 @@ class Stack:
     log_dir: Path
     ingest_url: str
     api_url: str
+    keys: TenantKeys
     workers: list[Process] = field(default_factory=list)
     processes: list[Process] = field(default_factory=list)
 
@@ -30,13 +34,13 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack(database_url: str, amqp_url: str, amqp_prefix: str) -> Stack:
+def stack(database_url: str, amqp_url: str, amqp_prefix: str, tenant_keys: TenantKeys) -> Stack:
     log_dir = Path(tempfile.mkdtemp(prefix="recommender-e2e-logs-"))
     # Workers load models other than the default from here on first use (test_model_switch puts one there).
     env = {"DATABASE_URL": database_url, "AMQP_URL": amqp_url, "AMQP_PREFIX": amqp_prefix,
-           "MODELS_DIR": str(log_dir / "models")}
+           "MODELS_DIR": str(log_dir / "models"), "RATE_LIMIT_PER_S": "5000", "RATE_LIMIT_BURST": "5000"}
     ingest_port, api_port = localpg.free_port(), localpg.free_port()
-    stack = Stack(env, log_dir, f"http://127.0.0.1:{ingest_port}", f"http://127.0.0.1:{api_port}")
+    stack = Stack(env, log_dir, f"http://127.0.0.1:{ingest_port}", f"http://127.0.0.1:{api_port}", tenant_keys)
     stack.processes.append(spawn("ingest", "services.ingest", {**env, "PORT": str(ingest_port)}, log_dir,
                                  f"{stack.ingest_url}/health/ready"))
     stack.processes.append(spawn("api", "services.api", {**env, "PORT": str(api_port)}, log_dir,

@@ -1,6 +1,7 @@
 """The bulk import tool against the running services: CSV and JSON lines, a bad row reported
 with its reason while every other row is imported and embedded."""
 import json
+import os
 import subprocess
 import sys
 import urllib.request
@@ -13,12 +14,13 @@ def run_import(stack, path, report, *options) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "tools.importer", str(path), "--ingest-url", stack.ingest_url,
          "--api-url", stack.api_url, "--batch-size", "2", "--wait", "--wait-timeout", "120",
          "--report", str(report), *options],
-        cwd=ROOT, capture_output=True, text=True, timeout=180,
+        cwd=ROOT, capture_output=True, text=True, timeout=180, env={**os.environ, "RECOMMENDER_KEY": stack.keys.write},
     )
 
 
 def product(stack, product_id: str) -> dict:
-    with urllib.request.urlopen(f"{stack.api_url}/v1/products/{product_id}", timeout=5) as response:
+    request = urllib.request.Request(f"{stack.api_url}/v1/products/{product_id}", headers=stack.keys.headers())
+    with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read())
 
 

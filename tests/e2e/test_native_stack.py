@@ -1,5 +1,6 @@
-"""`make up` without Docker: the embedded database, the services and the demo in the background;
-a second `make up` changes nothing; `make down` leaves no process and no port behind.
+"""`make up` without Docker: the embedded database, the services and the demo in the background,
+in demo mode (demo keys printed, the page carries the read key, the spike routes open); a second
+`make up` changes nothing; `make down` leaves no process and no port behind.
 
 Runs with its own RUN_DIR, ports and queue prefix, so it never touches a developer's `.run/`."""
 import asyncio
@@ -7,6 +8,7 @@ import json
 import os
 import subprocess
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -50,8 +52,9 @@ def make(target: str, env: dict) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
-def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as response:
+def get_json(url: str, key: str | None = None) -> dict:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
         return json.loads(response.read())
 
 
@@ -67,17 +70,30 @@ def test_make_up_serves_recommendations_then_make_down_leaves_nothing(stack_env)
     api_url = f"http://127.0.0.1:{stack_env['API_PORT']}"
     assert api_url in up.stdout
 
+    # Demo mode: the demo keys are printed with the URLs, the page carries the read key.
+    keys = json.loads((run_dir / "demo-keys.json").read_text())
+    assert "DEMO MODE" in up.stdout and keys["read"] in up.stdout and keys["write"] in up.stdout
+    with urllib.request.urlopen(f"{api_url}/", timeout=10) as response:
+        page = response.read().decode()
+    assert f'content="{keys["read"]}"' in page and 'name="recommender-mode" content="demo"' in page
+    assert "DEMO MODE" in (run_dir / "logs" / "api.log").read_text()
+
     # The demo catalogue was loaded because the database was empty: a demo user gets recommendations.
     user = json.loads(DEMO_DATA.read_text())["users"][0]
-    body = get_json(f"{api_url}/v1/users/{user['id']}/recommendations?limit=5")
+    body = get_json(f"{api_url}/v1/users/{user['id']}/recommendations?limit=5", keys["read"])
     assert len(body["items"]) == 5
     history = set(user["likes"]) | set(user["dislikes"]) | {pid for order in user["orders"] for pid in order["items"]}
     assert not history & {item["product"]["id"] for item in body["items"]}
     assert all(item["reasons"] for item in body["items"])
+    assert len(get_json(f"{api_url}/api/products/recommendation?users_id={user['id']}&limit=3")) == 3  # no key
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        get_json(f"{api_url}/v1/users/{user['id']}/recommendations")
+    assert refused.value.code == 401
 
     again = make("up", stack_env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "started 0 process(es), 5 already running" in again.stdout
+    assert keys["read"] in again.stdout, "the same demo keys on every up"
     assert {record.name: record.pid for record in procs.records(run_dir)} == {n: r.pid for n, r in records.items()}
 
     down = make("down", stack_env)

@@ -54,7 +54,7 @@ def encoder():
 async def test_200_products_flow_to_real_vectors(stack, pool, encoder, unique):
     products = catalogue(f"e2e-{unique}", 200)
     ids = [p["id"] for p in products]
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=stack.keys.headers("write")) as session:
         await post_all(session, stack.ingest_url, products)
         await wait_all_ready(session, stack.api_url, ids)
         async with session.get(f"{stack.api_url}/v1/products/{ids[0]}") as response:
@@ -93,7 +93,7 @@ async def test_a_killed_worker_loses_nothing_and_duplicates_nothing(stack, pool,
     ids = [p["id"] for p in products]
     victim = stack.workers[0]
     wait_ready(victim)  # consuming, not still loading the model
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=stack.keys.headers("write")) as session:
         await post_all(session, stack.ingest_url, products, batch=80)
         # Kill it mid-stream: once it has handled some of these, while it holds more unacked.
         await wait_for(lambda: len(handled_by(victim, prefix)) >= 16, 120,
@@ -131,7 +131,7 @@ async def test_a_malformed_message_is_dead_lettered_and_the_workers_keep_consumi
     assert "invalid message" in dead["reason"] and dead["attempts"] >= 1
 
     products = catalogue(f"after-poison-{unique}", 3)
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=stack.keys.headers("write")) as session:
         await post_all(session, stack.ingest_url, products)
         await wait_all_ready(session, stack.api_url, [p["id"] for p in products], timeout_s=60)
     assert all(worker.popen.poll() is None for worker in stack.workers)
@@ -142,7 +142,7 @@ async def test_sigterm_finishes_the_batch_in_hand_and_exits_0(stack, unique):
     ids = [p["id"] for p in products]
     leaving = stack.workers[-1]
     wait_ready(leaving)  # consuming, not still loading the model
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=stack.keys.headers("write")) as session:
         await post_all(session, stack.ingest_url, products, batch=120)
         async def some_ready():
             return sum(s == "ready" for s in (await statuses(session, stack.api_url, ids)).values()) >= 8

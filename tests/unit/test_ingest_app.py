@@ -1,9 +1,12 @@
-"""The ingest app through its factory, with a fake publisher and no database."""
+"""The ingest app through its factory, with a fake publisher, fake keys and no database."""
 import pytest
 
 from services.ingest.app import Deps, create_app
 from shared.errors import Unavailable
+from shared.keys import KeyRecord
 from shared.settings import IngestSettings
+
+WRITE = {"Authorization": "Bearer write-key"}
 
 
 class FakePublisher:
@@ -21,9 +24,30 @@ class FakePublisher:
 
 
 class NoDatabase:
+    """No pool for pending rows; the quota check sees a catalogue of `live` products."""
+
     pool = None
 
+    def __init__(self, live: int = 0):
+        self.live = live
+
     async def problem(self):
+        return None
+
+    def require(self):
+        return self
+
+    async def fetchrow(self, query, tenant_id, product_ids):
+        return {"live": self.live, "known": 0}
+
+
+class FakeKeys:
+    """The keys of tenant t1: `write-key` and `read-key`."""
+
+    async def lookup(self, key):
+        return {"write-key": KeyRecord("kw", "t1", "write"), "read-key": KeyRecord("kr", "t1", "read")}.get(key)
+
+    async def tenant(self, tenant_id):
         return None
 
 
@@ -35,7 +59,7 @@ def publisher():
 @pytest.fixture
 async def client(aiohttp_client, publisher):
     settings = IngestSettings(max_batch=5, max_body_bytes=50_000)
-    return await aiohttp_client(create_app(settings, Deps(publisher, NoDatabase())))
+    return await aiohttp_client(create_app(settings, Deps(publisher, NoDatabase(), FakeKeys())), headers=WRITE)
 
 
 GOOD = {"title": "Alien", "description": "A crew meets a creature.", "genres": ["Horror"], "year": 1979}
@@ -105,9 +129,32 @@ async def test_delete_publishes_a_newer_version(client, publisher):
 
 
 async def test_broker_down_is_503_with_retry_after(aiohttp_client):
-    app = create_app(IngestSettings(), Deps(FakePublisher("broker unreachable"), NoDatabase()))
-    client = await aiohttp_client(app)
+    app = create_app(IngestSettings(), Deps(FakePublisher("broker unreachable"), NoDatabase(), FakeKeys()))
+    client = await aiohttp_client(app, headers=WRITE)
     response = await client.post("/v1/products", json=GOOD)
     assert response.status == 503 and response.headers["Retry-After"]
     ready = await client.get("/health/ready")
     assert ready.status == 503 and "broker unreachable" in (await ready.json())["problems"]
+
+
+async def test_messages_carry_the_tenant_of_the_key(client, publisher):
+    await client.put("/v1/products/m1", json=GOOD)
+    await client.delete("/v1/products/m1")
+    assert [m.tenant_id for m in publisher.published] == ["t1", "t1"]
+
+
+async def test_a_read_key_may_not_write(client, publisher):
+    response = await client.post("/v1/products", json=GOOD, headers={"Authorization": "Bearer read-key"})
+    body = await response.json()
+    assert response.status == 403 and body["error"]["code"] == "forbidden" and "write" in body["error"]["message"]
+    assert publisher.published == []
+
+
+async def test_a_write_past_the_catalogue_quota_is_refused_and_nothing_queued(aiohttp_client, publisher):
+    app = create_app(IngestSettings(catalogue_quota=10), Deps(publisher, NoDatabase(live=9), FakeKeys()))
+    client = await aiohttp_client(app, headers=WRITE)
+    response = await client.post("/v1/products", json=[{**GOOD, "id": "a"}, {**GOOD, "id": "b"}])
+    body = await response.json()
+    assert response.status == 403 and body["error"]["code"] == "quota_exceeded"
+    assert "quota is 10 products" in body["error"]["message"] and publisher.published == []
+    assert (await client.post("/v1/products", json={**GOOD, "id": "a"})).status == 202

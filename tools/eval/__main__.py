@@ -5,7 +5,8 @@
 The catalogue goes through ingest -> RabbitMQ -> embedder workers -> pgvector (a running stack:
 `make up`), ratings through the interactions endpoint, the collaborative model is trained by the
 trainer job, and every method ranks through the api's recommendations endpoint. It uses its own
-tenant, so it never mixes with the demo catalogue, and its own ingest and api processes.
+tenant (a write key made for the run, revoked after it), so it never mixes with the demo
+catalogue, and its own ingest and api processes.
 """
 import argparse
 import asyncio
@@ -18,6 +19,7 @@ from pathlib import Path
 import aiohttp
 
 from shared.db import create_pool
+from shared.keys import create_key, key_id_of, revoke_key
 from shared.localpg import free_port
 from shared.settings import Settings
 from tools import procs
@@ -57,10 +59,11 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def train(env: dict) -> tuple[float, float]:
-    """Run the trainer job once; (seconds, peak resident MiB of that process)."""
+def train(env: dict, tenant: str) -> tuple[float, float]:
+    """Run the trainer job once for the tenant; (seconds, peak resident MiB of that process)."""
     started = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "services.trainer", "--once"], env={**os.environ, **env})
+    child = subprocess.Popen([sys.executable, "-m", "services.trainer", "--once", "--tenant", tenant],
+                             env={**os.environ, **env})
     _, status, usage = os.wait4(child.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError("the trainer failed")
@@ -92,9 +95,12 @@ async def evaluate(args: argparse.Namespace) -> None:
     print(f"{len(movies)} products, {len(training)} training ratings, {len(users)} users evaluated:"
           f" {len(tune_users)} to tune on, {len(report_users)} reported on")
 
-    env = {"TENANT_ID": args.tenant, "LOG_JSON": "true"}
+    # Its own processes: no rate limit worth the name, so latencies are the ranking's.
+    env = {"LOG_JSON": "true", "RATE_LIMIT_PER_S": "1000000", "RATE_LIMIT_BURST": "1000000"}
     pool = await create_pool(settings)
     await loader.reset_tenant(pool, args.tenant)
+    async with pool.acquire() as conn:
+        _, key = await create_key(conn, args.tenant, "write", "make eval")
     ingest_port, api_port = free_port(), free_port()
     started = [
         procs.spawn(args.run_dir, "eval-ingest", "services.ingest", ingest_port, {**env, "PORT": str(ingest_port)}),
@@ -105,13 +111,13 @@ async def evaluate(args: argparse.Namespace) -> None:
         procs.wait_ready(started, timeout_s=60)
         ingest_url, api_url = f"http://127.0.0.1:{ingest_port}", f"http://127.0.0.1:{api_port}"
         timeout = aiohttp.ClientTimeout(total=300)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with aiohttp.ClientSession(timeout=timeout, headers={"Authorization": f"Bearer {key}"}) as session:
             t0 = time.perf_counter()
             await loader.load_catalogue(session, ingest_url, movies)
             await loader.wait_embedded(pool, args.tenant, settings.model_name, sorted(catalogue), args.embed_timeout_s)
             catalogue_s = time.perf_counter() - t0
             await loader.load_ratings(session, ingest_url, training)
-            train_s, train_mib = train(env)
+            train_s, train_mib = train(env, args.tenant)
 
             async def row(name: str, query: dict, on: list[EvalUser]) -> report.Row:
                 recommended, latencies = await rank_all(session, api_url, on, query)
@@ -142,6 +148,8 @@ async def evaluate(args: argparse.Namespace) -> None:
     finally:
         for record in started:
             procs.stop(args.run_dir, record, timeout_s=10)
+        async with pool.acquire() as conn:
+            await revoke_key(conn, key_id_of(key))
         await pool.close()
     by_name = {r.method: r for r in rows}
     text = report.render(

@@ -3,8 +3,18 @@
 const state = { liked: new Set(), disliked: new Set(), user: "", cursor: null };
 const $ = (id) => document.getElementById(id);
 
-async function api(path, options) {
-  const response = await fetch(path, options);
+const meta = (name) => (document.querySelector(`meta[name="${name}"]`) || {}).content || "";
+const KEY = meta("recommender-key");
+
+// Every call sends the page's read key; over the key's rate (429) it waits Retry-After and tries again.
+async function api(path, options, attempt = 0) {
+  const headers = { ...((options || {}).headers || {}), ...(KEY ? { Authorization: `Bearer ${KEY}` } : {}) };
+  const response = await fetch(path, { ...(options || {}), headers });
+  if (response.status === 429 && attempt < 5) {
+    const wait = Number(response.headers.get("Retry-After")) || 1;
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    return api(path, options, attempt + 1);
+  }
   const body = await response.json();
   if (!response.ok) throw new Error(body.error ? body.error.message : response.statusText);
   return body;
@@ -116,6 +126,11 @@ async function pickUser(user) {
 }
 
 async function start() {
+  if (meta("recommender-mode") === "demo") {
+    document.body.prepend(el("p", { class: "demo", role: "status" },
+      "Demo mode: the demo tenant's catalogue, with its read key built into this page."));
+  }
+  if (!KEY) throw new Error("this page has no API key: start the api with PAGE_KEY set to a read key");
   const [genres, users] = await Promise.all([api("/v1/genres"), api("/v1/users")]);
   genres.items.forEach((g) => $("genre").append(el("option", { value: g.genre }, g.genre)));
   users.items.forEach((u) => $("user-picker").append(el("option", { value: u.id }, `${u.id} (${u.interactions})`)));

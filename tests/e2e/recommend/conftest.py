@@ -1,5 +1,6 @@
-"""A tenant of its own with the demo catalogue, embedded by the stack's workers; ingest and api
-for that tenant run in-process on real ports, so rankings see only this catalogue."""
+"""A tenant of its own with the demo catalogue, embedded by the stack's workers; ingest and api run
+in-process on real ports (the api's page carries the tenant's read key); the tenant's keys keep
+its rankings to its own catalogue."""
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -10,6 +11,7 @@ from aiohttp.test_utils import TestServer
 from services.api.app import create_app as create_api
 from services.ingest.app import create_app as create_ingest
 from shared.settings import ApiSettings, IngestSettings
+from tests.conftest import TenantKeys, new_tenant
 from tests.waiting import wait_for
 from tools.demo import demo_data, load_demo
 
@@ -17,6 +19,7 @@ from tools.demo import demo_data, load_demo
 @dataclass
 class Tenant:
     id: str
+    keys: TenantKeys
     ingest_url: str
     api_url: str
     session: aiohttp.ClientSession
@@ -24,11 +27,12 @@ class Tenant:
     movies: dict  # product id -> movie
 
     async def get(self, path: str, **params) -> tuple[int, object]:
-        async with self.session.get(f"{self.api_url}{path}", params=params) as response:
+        async with self.session.get(f"{self.api_url}{path}", params=params, headers=self.keys.headers()) as response:
             return response.status, await response.json()
 
     async def post(self, base: str, path: str, body: object) -> tuple[int, object]:
-        async with self.session.post(f"{base}{path}", json=body) as response:
+        role = "write" if base == self.ingest_url else "read"
+        async with self.session.post(f"{base}{path}", json=body, headers=self.keys.headers(role)) as response:
             return response.status, await response.json()
 
     def genres(self, item: dict) -> list[str]:
@@ -36,13 +40,13 @@ class Tenant:
 
 
 @asynccontextmanager
-async def tenant_services(pool, database_url: str, amqp_url: str, amqp_prefix: str, tenant_id: str):
-    """A new tenant with its own ingest and api in-process, ready; yields (ingest_url, api_url)."""
-    await pool.execute("INSERT INTO tenants (id) VALUES ($1)", tenant_id)
-    common = dict(database_url=database_url, amqp_url=amqp_url, amqp_prefix=amqp_prefix, tenant_id=tenant_id,
-                  db_pool_max=4)
+async def tenant_services(pool, database_url: str, amqp_url: str, amqp_prefix: str, prefix: str):
+    """A new tenant with keys, and an ingest and api in-process, ready; yields (keys, ingest_url, api_url)."""
+    keys = await new_tenant(pool, prefix)
+    common = dict(database_url=database_url, amqp_url=amqp_url, amqp_prefix=amqp_prefix, db_pool_max=4,
+                  rate_limit_per_s=5000, rate_limit_burst=5000)
     ingest = TestServer(create_ingest(IngestSettings(**common)))
-    api = TestServer(create_api(ApiSettings(**common)))
+    api = TestServer(create_api(ApiSettings(**common, page_key=keys.read)))
     await ingest.start_server()
     await api.start_server()
     urls = str(ingest.make_url("")).rstrip("/"), str(api.make_url("")).rstrip("/")
@@ -50,7 +54,7 @@ async def tenant_services(pool, database_url: str, amqp_url: str, amqp_prefix: s
         async with aiohttp.ClientSession() as session:
             for url in urls:  # broker and database connect in the background
                 await wait_for(lambda: _ready(session, url), 30, f"{url} to become ready")
-        yield urls
+        yield keys, *urls
     finally:
         await api.close()
         await ingest.close()
@@ -63,13 +67,12 @@ async def _ready(session: aiohttp.ClientSession, url: str) -> bool:
 
 @pytest.fixture(scope="session")
 async def demo_tenant(stack, pool, database_url, amqp_url, amqp_prefix, unique_session) -> Tenant:
-    tenant_id = f"rec-{unique_session}"
-    async with tenant_services(pool, database_url, amqp_url, amqp_prefix, tenant_id) as (ingest_url, api_url):
-        counts = await load_demo(ingest_url, api_url, wait_s=180)
+    async with tenant_services(pool, database_url, amqp_url, amqp_prefix, "rec") as (keys, ingest_url, api_url):
+        counts = await load_demo(ingest_url, api_url, keys.write, wait_s=180)
         assert counts["embedded"] == counts["products"], counts
         data = demo_data()
         async with aiohttp.ClientSession() as session:
-            yield Tenant(tenant_id, ingest_url, api_url, session, {m["title"]: m["id"] for m in data["movies"]},
+            yield Tenant(keys.tenant, keys, ingest_url, api_url, session, {m["title"]: m["id"] for m in data["movies"]},
                          {m["id"]: m for m in data["movies"]})
 
 

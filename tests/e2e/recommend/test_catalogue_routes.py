@@ -91,7 +91,7 @@ async def test_browse_searches_titles_and_pages(demo_tenant):
 async def test_candidate_query_is_answered_from_the_hnsw_index(pool, demo_tenant):
     """The nearest-neighbour query can use the HNSW index (on this small table the planner
     would rather sort, so sequential scans and sorts are priced out; `make bench` checks it at 100,000)."""
-    settings = ApiSettings(tenant_id=demo_tenant.id)
+    settings = ApiSettings()
     vector = await pool.fetchval("SELECT embedding FROM product_vectors WHERE tenant_id = $1 LIMIT 1", demo_tenant.id)
     async with pool.acquire() as conn, conn.transaction():
         for name, value in {**query_settings(settings), "enable_seqscan": "off", "enable_sort": "off"}.items():

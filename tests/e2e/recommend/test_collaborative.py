@@ -42,9 +42,9 @@ class Client:
 
 @pytest.fixture(scope="module")
 async def client(stack, pool, database_url, amqp_url, amqp_prefix):
-    tenant_id = f"collab-{uuid.uuid4().hex[:8]}"
-    async with tenant_services(pool, database_url, amqp_url, amqp_prefix, tenant_id) as (ingest_url, api_url):
-        async with aiohttp.ClientSession() as session:
+    async with tenant_services(pool, database_url, amqp_url, amqp_prefix, "collab") as (keys, ingest_url, api_url):
+        async with aiohttp.ClientSession(headers=keys.headers("write")) as session:
+            tenant_id = keys.tenant
             client = Client(tenant_id, ingest_url, api_url, session)
             movies = demo_data()["movies"]
             async with session.post(f"{client.ingest_url}/v1/products", json=movies) as response:
