@@ -12,7 +12,7 @@ from pathlib import Path
 from tools.bench import results
 
 # In the order `make bench` runs them; each is the module tools/bench/<name>.py.
-PARTS = ("embed", "gateway", "trainer")
+PARTS = ("embed", "gateway", "trainer", "auth")
 
 
 def main() -> None:

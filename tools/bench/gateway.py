@@ -30,6 +30,7 @@ from services.api.recommend import DEFAULT_STRATEGY, Request, ranked_depth, reco
 from services.api.store import CANDIDATES, EXACT_ORDER, Filters, Store, explain_nearest, indexed_order
 from shared import localpg
 from shared.db import create_pool
+from shared.keys import create_key
 from shared.migrate import migrate
 from shared.settings import ApiSettings, Settings
 from tests.processes import spawn, wait_ready
@@ -117,8 +118,17 @@ async def recall_at_10(url: str, ef_search: int, queries: list[np.ndarray]) -> f
     return hits / (10 * len(queries))
 
 
+async def read_key(url: str) -> str:
+    """A read key of the bench tenant (a new one each run)."""
+    conn = await asyncpg.connect(url)
+    try:
+        return (await create_key(conn, TENANT, "read", "make bench"))[1]
+    finally:
+        await conn.close()
+
+
 async def measure(api_url: str, users: list[str], requests: int, concurrency: int,
-                  limit: int) -> tuple[list[float], float, int]:
+                  limit: int, key: str) -> tuple[list[float], float, int]:
     """(latencies of good answers, wall seconds, errors) of `requests` requests cycling through `users`."""
     latencies: list[float] = []
     errors = 0
@@ -139,7 +149,7 @@ async def measure(api_url: str, users: list[str], requests: int, concurrency: in
             latencies.append(time.perf_counter() - started)
 
     connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=connector, headers={"Authorization": f"Bearer {key}"}) as session:
         started = time.perf_counter()
         await asyncio.gather(*(client(session) for _ in range(concurrency)))
         return latencies, time.perf_counter() - started, errors
@@ -208,23 +218,25 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
 
     log_dir = Path(tempfile.mkdtemp(prefix="recommender-bench-"))
     port = localpg.free_port()
-    env = {"DATABASE_URL": url, "TENANT_ID": TENANT, "PORT": str(port), "LOG_LEVEL": "WARNING",
-           "EF_SEARCH": str(args.ef_search), "DB_POOL_MAX": str(args.pool), "REUSE_PORT": "true"}
+    key = await read_key(url)
+    env = {"DATABASE_URL": url, "PORT": str(port), "LOG_LEVEL": "WARNING", "RATE_LIMIT_PER_S": "1000000",
+           "RATE_LIMIT_BURST": "1000000", "EF_SEARCH": str(args.ef_search), "DB_POOL_MAX": str(args.pool),
+           "REUSE_PORT": "true"}
     apis = [spawn(f"api{i}", "services.api", env, log_dir, f"http://127.0.0.1:{port}/health/ready")
             for i in range(args.api_processes)]
     try:
         for api in apis:
             wait_ready(api)
         api_url = f"http://127.0.0.1:{port}"
-        await measure(api_url, users, 300, 4, args.limit)  # warm every process's pool and caches
-        latencies, wall, errors_one = await measure(api_url, users, args.requests, 1, args.limit)
+        await measure(api_url, users, 300, 4, args.limit, key)  # warm every process's pool and caches
+        latencies, wall, errors_one = await measure(api_url, users, args.requests, 1, args.limit, key)
         one = summary(latencies, wall)
         print(f"api, one at a time: {one}")
         long_latencies, long_wall, long_errors = await measure(api_url, long_users, max(200, args.requests // 4), 1,
-                                                               args.limit)
+                                                               args.limit, key)
         long = summary(long_latencies, long_wall)
         print(f"api, one at a time, {LONG_HISTORY:,}-item histories: {long}")
-        latencies, wall, errors = await measure(api_url, users, args.requests, 16, args.limit)
+        latencies, wall, errors = await measure(api_url, users, args.requests, 16, args.limit, key)
         many = summary(latencies, wall)
         print(f"api, 16 in flight: {many}")
         rss_mib = [_rss_mib(api.popen.pid) for api in apis]
@@ -272,17 +284,21 @@ async def _all_sizes(args: argparse.Namespace, server_url: str) -> list[dict]:
     return sizes
 
 
+def on_database(server_url: str | None, measure_on):
+    """`measure_on(server url)` on that server, else on a throwaway one; it makes its own databases there."""
+    if server_url:
+        return asyncio.run(measure_on(server_url))
+    folder = Path(tempfile.mkdtemp(prefix="recommender-bench-pg-"))
+    url = localpg.start(folder / "data", localpg.free_port())
+    try:
+        return asyncio.run(measure_on(url))
+    finally:
+        localpg.stop(folder / "data")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def run(args: argparse.Namespace, result: Report) -> dict:
-    if args.database_url:
-        sizes = asyncio.run(_all_sizes(args, args.database_url))
-    else:
-        folder = Path(tempfile.mkdtemp(prefix="recommender-bench-pg-"))
-        url = localpg.start(folder / "data", localpg.free_port())
-        try:
-            sizes = asyncio.run(_all_sizes(args, url))
-        finally:
-            localpg.stop(folder / "data")
-            shutil.rmtree(folder, ignore_errors=True)
+    sizes = on_database(args.database_url, lambda url: _all_sizes(args, url))
     keys = ["products", "p50_ms", "p99_ms", "p99_ms_long_history", "rps_1", "rps_16", "bare_rps_16", "ratio_16",
             "recall_at_10", "round_trips", "errors"]
     result.table(f"Personal recommendations (hybrid, limit {args.limit}, ef_search {args.ef_search},"
