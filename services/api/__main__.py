@@ -7,6 +7,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from aiohttp import web  # noqa: E402
+from pydantic import ValidationError  # noqa: E402
 
 from services.api.app import create_app  # noqa: E402
 from shared.logs import configure_logging  # noqa: E402
@@ -14,7 +15,10 @@ from shared.settings import ApiSettings  # noqa: E402
 
 
 def main() -> None:
-    settings = ApiSettings()
+    try:
+        settings = ApiSettings()
+    except ValidationError as exc:  # e.g. MODE=production with demo mode's open spike routes
+        raise SystemExit(f"api: invalid settings: {exc}") from None
     configure_logging(settings.log_level, settings.log_json)
     web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None,
                 reuse_port=settings.reuse_port or None)

@@ -22,9 +22,9 @@ async def topology(amqp_url):
 
 
 @pytest.fixture
-async def client(aiohttp_client, settings, topology):
+async def client(aiohttp_client, settings, topology, tenant_keys):
     app = create_app(IngestSettings(**{**settings.model_dump(), "amqp_prefix": topology.prefix}))
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(app, headers=tenant_keys.headers("write"))
     for _ in range(100):
         if (await client.get("/health/ready")).status == 200:
             return client
@@ -46,13 +46,15 @@ async def queued(amqp_url: str, queue_name: str) -> list[ProductMessage]:
 GOOD = {"title": "Heat", "description": "A detective hunts a thief in Los Angeles.", "year": 1995}
 
 
-async def test_accepted_products_are_in_the_queue_and_visible_as_pending(client, amqp_url, topology, pool, unique):
+async def test_accepted_products_are_in_the_queue_and_visible_as_pending(client, amqp_url, topology, pool, unique,
+                                                                         tenant_keys):
     response = await client.post("/v1/products", json=[{**GOOD, "id": f"q-{unique}-{i}"} for i in range(3)])
     assert response.status == 202
     messages = await queued(amqp_url, topology.queue)
     assert sorted(m.product_id for m in messages) == [f"q-{unique}-{i}" for i in range(3)]
-    status = await pool.fetchval("SELECT count(*) FROM products WHERE id LIKE $1", f"q-{unique}-%")
-    assert status == 3
+    pending = await pool.fetch("SELECT tenant_id FROM products WHERE id LIKE $1", f"q-{unique}-%")
+    assert [row["tenant_id"] for row in pending] == [tenant_keys.tenant] * 3
+    assert {m.tenant_id for m in messages} == {tenant_keys.tenant}
 
 
 @pytest.mark.parametrize(
@@ -75,19 +77,24 @@ async def test_bad_input_is_a_4xx_naming_the_field_and_nothing_is_queued(
     assert await queued(amqp_url, topology.queue) == []
 
 
-async def test_broker_unreachable_is_503_with_retry_after(aiohttp_client, settings):
+async def test_broker_unreachable_is_503_with_retry_after(aiohttp_client, settings, tenant_keys):
     app = create_app(IngestSettings(**{**settings.model_dump(), "amqp_url": "amqp://guest:guest@127.0.0.1:1/"}))
-    client = await aiohttp_client(app)
-    response = await client.post("/v1/products", json=GOOD)
+    client = await aiohttp_client(app, headers=tenant_keys.headers("write"))
+    for _ in range(100):  # the key check waits for the database pool, which opens in the background
+        response = await client.post("/v1/products", json=GOOD)
+        message = (await response.json())["error"]["message"]
+        if "broker" in message:
+            break
+        await asyncio.sleep(0.1)
     assert response.status == 503 and int(response.headers["Retry-After"]) > 0
-    assert "broker" in (await response.json())["error"]["message"]
+    assert "broker" in message
 
 
 async def test_a_full_backlog_refuses_writes_with_retry_after_until_it_drains(aiohttp_client, settings, topology,
-                                                                               amqp_url, unique):
+                                                                               amqp_url, unique, tenant_keys):
     app = create_app(IngestSettings(**{**settings.model_dump(), "amqp_prefix": topology.prefix, "max_backlog": 4,
                                        "backlog_retry_after_s": 7}))
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(app, headers=tenant_keys.headers("write"))
     await wait_for(lambda: _ready(client), 10, "ingest to become ready")
     accepted = await client.post("/v1/products", json=[{**GOOD, "id": f"bp-{unique}-{i}"} for i in range(4)])
     assert accepted.status == 202

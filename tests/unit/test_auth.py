@@ -146,3 +146,27 @@ def test_keys_are_recognisable_random_and_carry_their_id():
     for key_id, key in made:
         assert key.startswith("rk_") and len(key) == 3 + 12 + 1 + 43 and keys.key_id_of(key) == key_id
     assert keys.key_id_of("rk_nothex000000_" + "a" * 43) is None
+
+
+def test_production_refuses_demo_modes_open_spike_routes():
+    from pydantic import ValidationError
+
+    from shared.settings import ApiSettings
+
+    assert ApiSettings(mode="demo").spike_routes_open and not ApiSettings().spike_routes_open
+    assert not ApiSettings(mode="demo", open_spike_routes=False).spike_routes_open
+    with pytest.raises(ValidationError, match="MODE=production refuses OPEN_SPIKE_ROUTES"):
+        ApiSettings(mode="production", open_spike_routes=True)
+
+
+def test_the_api_does_not_start_in_production_with_open_spike_routes():
+    import os
+    import subprocess
+    import sys
+
+    from tests.processes import ROOT
+
+    result = subprocess.run([sys.executable, "-m", "services.api"], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "MODE": "production", "OPEN_SPIKE_ROUTES": "true", "PORT": "1"},
+                            timeout=60)
+    assert result.returncode != 0 and "MODE=production refuses OPEN_SPIKE_ROUTES" in result.stderr
