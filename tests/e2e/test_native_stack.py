@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -77,6 +78,11 @@ def test_make_up_serves_recommendations_then_make_down_leaves_nothing(stack_env)
         page = response.read().decode()
     assert f'content="{keys["read"]}"' in page and 'name="recommender-mode" content="demo"' in page
     assert "DEMO MODE" in (run_dir / "logs" / "api.log").read_text()
+    # `recommender keys` finds the stack's database with no settings, as `make train` does.
+    listed = subprocess.run([sys.executable, "-m", "tools.cli", "keys", "list", "--tenant", "demo"], cwd=ROOT,
+                            env=stack_env, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert all(key.split("_")[1] in listed.stdout for key in keys.values()) and "rk_" not in listed.stdout
 
     # The demo catalogue was loaded because the database was empty: a demo user gets recommendations.
     user = json.loads(DEMO_DATA.read_text())["users"][0]
