@@ -22,7 +22,7 @@ async def browse(request: web.Request) -> web.Response:
     """`GET /v1/products?query=&genre=&limit=&cursor=`: title match, in title order."""
     tenant_id = tenant_of(request)
     query = parse(BrowseQuery, request.query)
-    fingerprint = params.fingerprint("browse", query.query, query.genre)
+    fingerprint = params.fingerprint(tenant_id, "browse", query.query, query.genre)  # refused for another tenant
     position = params.decode_cursor(query.cursor, fingerprint, {"t": str, "i": str})
     after = (position["t"], position["i"]) if position else None
     items, next_key = await products.browse(request.app[database_key].require(), tenant_id,
