@@ -6,7 +6,6 @@ decides the tenant. Failures answer in the JSON error shape: 401 (with `WWW-Auth
 for a missing, malformed, unknown or revoked key, 403 for too small a role, 429 (with
 `Retry-After`) over the key's rate, 400 for a key in the URL (which is not logged).
 """
-import asyncio
 import logging
 import math
 import re
@@ -18,7 +17,6 @@ import asyncpg
 from aiohttp import web
 
 from shared import keys
-from shared.errors import Unavailable
 from shared.http import json_error
 from shared.keys import KeyRecord
 from shared.ratelimit import TokenBuckets
@@ -83,11 +81,8 @@ class KeyCache:
         return record
 
     async def _query(self, query):
-        pool = self.pool()  # raises Unavailable while the database is not connected yet
-        try:
-            return await query(pool)
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
-            raise Unavailable(f"cannot check the key now: database unreachable ({type(exc).__name__})") from None
+        # Unavailable while the pool is not open; a database outage maps to 503 in errors_middleware.
+        return await query(self.pool())
 
     def _remember(self, digest: bytes, record: KeyRecord | None, now: float) -> None:
         if len(self._entries) >= MAX_CACHED:

@@ -58,7 +58,7 @@ async def _accept(request: web.Request, products: list[ProductIn]) -> web.Respon
             )
         )
     if (backlog := request.app.get(backlog_key)) is not None:
-        await backlog.admit(settings.tenant_id, len(messages))
+        await backlog.admit(tenant_id, len(messages))
     await request.app[publisher_key].publish(messages)
     await _record_pending(request, tenant_id, messages)
     return web.json_response({"accepted": len(messages), "ids": [m.product_id for m in messages]}, status=202)

@@ -18,7 +18,10 @@ from tools.chaos.load import catalogue
 pytestmark = pytest.mark.e2e
 
 
-async def hammer(url: str, make_request, stop: asyncio.Event, clients: int = 8) -> dict:
+LIMITS = {"RATE_LIMIT_PER_S": "100000", "RATE_LIMIT_BURST": "100000"}  # the load, not the rate limit
+
+
+async def hammer(url: str, make_request, stop: asyncio.Event, headers: dict, clients: int = 8) -> dict:
     """Send requests from `clients` loops until `stop`; count answers by status and collect 202 ids."""
     seen = {"statuses": {}, "ids": [], "refused": 0}
 
@@ -40,17 +43,17 @@ async def hammer(url: str, make_request, stop: asyncio.Event, clients: int = 8) 
                 seen["refused"] += 1  # no longer accepting: fine, the client knows it was not taken
                 await asyncio.sleep(0.05)
 
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=headers) as session:
         await asyncio.gather(*(loop(session, n) for n in range(clients)))
     return seen
 
 
-async def test_ingest_sigterm_under_load_exits_0_and_loses_nothing_accepted(database_url, amqp_url):
+async def test_ingest_sigterm_under_load_exits_0_and_loses_nothing_accepted(database_url, amqp_url, tenant_keys):
     prefix = f"test-term-{uuid.uuid4().hex[:8]}"
     port = localpg.free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="recommender-sigterm-"))
     ingest = spawn("ingest", "services.ingest", {"DATABASE_URL": database_url, "AMQP_URL": amqp_url,
-                                                 "AMQP_PREFIX": prefix, "PORT": str(port)},
+                                                 "AMQP_PREFIX": prefix, "PORT": str(port), **LIMITS},
                    log_dir, f"http://127.0.0.1:{port}/health/ready")
     products = catalogue(prefix, 4000)
     try:
@@ -61,7 +64,7 @@ async def test_ingest_sigterm_under_load_exits_0_and_loses_nothing_accepted(data
             start = ((n * 1000 + i) * 5) % len(products)
             return "POST", "/v1/products", products[start:start + 5]
 
-        load = asyncio.create_task(hammer(f"http://127.0.0.1:{port}", request, stop))
+        load = asyncio.create_task(hammer(f"http://127.0.0.1:{port}", request, stop, tenant_keys.headers("write")))
         await asyncio.sleep(2)  # under load
         ingest.popen.send_signal(15)
         code = await asyncio.to_thread(ingest.popen.wait, 30)
@@ -77,16 +80,16 @@ async def test_ingest_sigterm_under_load_exits_0_and_loses_nothing_accepted(data
     assert set(seen["ids"]) <= queued, f"{len(set(seen['ids']) - queued)} accepted products are not in the queue"
 
 
-async def test_api_sigterm_under_load_exits_0_and_answers_what_it_took(database_url):
+async def test_api_sigterm_under_load_exits_0_and_answers_what_it_took(database_url, tenant_keys):
     port = localpg.free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="recommender-sigterm-"))
-    api = spawn("api", "services.api", {"DATABASE_URL": database_url, "PORT": str(port)},
+    api = spawn("api", "services.api", {"DATABASE_URL": database_url, "PORT": str(port), **LIMITS},
                 log_dir, f"http://127.0.0.1:{port}/health/ready")
     try:
         wait_ready(api)
         stop = asyncio.Event()
         load = asyncio.create_task(hammer(f"http://127.0.0.1:{port}", lambda n, i: ("GET", "/v1/products", None),
-                                          stop))
+                                          stop, tenant_keys.headers()))
         await asyncio.sleep(2)
         api.popen.send_signal(15)
         code = await asyncio.to_thread(api.popen.wait, 30)

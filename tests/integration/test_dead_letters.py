@@ -40,9 +40,9 @@ def args(*argv: str) -> argparse.Namespace:
     return cli._parser().parse_args(list(argv))
 
 
-async def test_a_dead_lettered_product_shows_failed_with_the_reason(aiohttp_client, settings, pool, unique):
-    await failed_product(pool, "default", f"dl-{unique}", "still failing after 5 attempts: boom")
-    client = await aiohttp_client(create_api(ApiSettings(**settings.model_dump())))
+async def test_a_dead_lettered_product_shows_failed_with_the_reason(aiohttp_client, settings, pool, unique, tenant_keys):
+    await failed_product(pool, tenant_keys.tenant, f"dl-{unique}", "still failing after 5 attempts: boom")
+    client = await aiohttp_client(create_api(ApiSettings(**settings.model_dump())), headers=tenant_keys.headers())
     await wait_for(lambda: _ok(client, "/health/ready"), 10, "the api to become ready")
     body = await (await client.get(f"/v1/products/dl-{unique}")).json()
     assert body["embedding_status"] == "failed"

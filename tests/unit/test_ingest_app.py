@@ -59,7 +59,7 @@ def publisher():
 @pytest.fixture
 async def client(aiohttp_client, publisher):
     settings = IngestSettings(max_batch=5, max_body_bytes=50_000)
-    return await aiohttp_client(create_app(settings, Deps(publisher, NoDatabase(), FakeKeys())), headers=WRITE)
+    return await aiohttp_client(create_app(settings, Deps(publisher, NoDatabase(), keys=FakeKeys())), headers=WRITE)
 
 
 GOOD = {"title": "Alien", "description": "A crew meets a creature.", "genres": ["Horror"], "year": 1979}
@@ -129,7 +129,7 @@ async def test_delete_publishes_a_newer_version(client, publisher):
 
 
 async def test_broker_down_is_503_with_retry_after(aiohttp_client):
-    app = create_app(IngestSettings(), Deps(FakePublisher("broker unreachable"), NoDatabase(), FakeKeys()))
+    app = create_app(IngestSettings(), Deps(FakePublisher("broker unreachable"), NoDatabase(), keys=FakeKeys()))
     client = await aiohttp_client(app, headers=WRITE)
     response = await client.post("/v1/products", json=GOOD)
     assert response.status == 503 and response.headers["Retry-After"]
@@ -151,7 +151,7 @@ async def test_a_read_key_may_not_write(client, publisher):
 
 
 async def test_a_write_past_the_catalogue_quota_is_refused_and_nothing_queued(aiohttp_client, publisher):
-    app = create_app(IngestSettings(catalogue_quota=10), Deps(publisher, NoDatabase(live=9), FakeKeys()))
+    app = create_app(IngestSettings(catalogue_quota=10), Deps(publisher, NoDatabase(live=9), keys=FakeKeys()))
     client = await aiohttp_client(app, headers=WRITE)
     response = await client.post("/v1/products", json=[{**GOOD, "id": "a"}, {**GOOD, "id": "b"}])
     body = await response.json()

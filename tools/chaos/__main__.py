@@ -21,6 +21,7 @@ from pathlib import Path
 import asyncpg
 
 from shared import localpg
+from shared.keys import create_key
 from shared.migrate import migrate
 from tools import procs, rabbitnode
 from tools.chaos.load import LoadResult, catalogue, post_all
@@ -52,10 +53,12 @@ class Chaos:
         self.events: list[dict] = []
         self.embedded_now = 0
         self.crashes: list[str] = []
+        self.key = ""  # a write key of the run's tenant
 
     def env(self) -> dict:
         return {"DATABASE_URL": self.database_url, "AMQP_URL": self.rabbit.url, "AMQP_PREFIX": self.prefix,
-                "LOG_JSON": "true", "MAX_BACKLOG": str(self.args.max_backlog), "HOST": "127.0.0.1"}
+                "LOG_JSON": "true", "MAX_BACKLOG": str(self.args.max_backlog), "HOST": "127.0.0.1",
+                "RATE_LIMIT_PER_S": "100000", "RATE_LIMIT_BURST": "100000"}
 
     def start_worker(self) -> procs.Record:
         self.spawned += 1
@@ -70,6 +73,7 @@ class Chaos:
         self.run_dir.mkdir(parents=True)
         self.database_url = localpg.start(self.pgdata, self.pg_port)
         asyncio.run(migrate(self.database_url))
+        self.key = asyncio.run(self._write_key())
         self.rabbit.start()
         port = localpg.free_port()
         self.ingest = procs.spawn(self.run_dir, "ingest", "services.ingest", port, {**self.env(), "PORT": str(port)},
@@ -77,6 +81,13 @@ class Chaos:
         for _ in range(self.args.workers):
             self.start_worker()
         procs.wait_ready([self.ingest, *self.workers], timeout_s=300)
+
+    async def _write_key(self) -> str:
+        conn = await asyncpg.connect(self.database_url)
+        try:
+            return (await create_key(conn, "chaos", "write", "make chaos"))[1]
+        finally:
+            await conn.close()
 
     def stop(self) -> None:
         for record in procs.records(self.run_dir):
@@ -162,7 +173,7 @@ class Chaos:
         supervisor = asyncio.create_task(self.supervise(stop))
         load = LoadResult()
         events = asyncio.create_task(self.run_events(load, started, self.args.timeout_s))
-        await post_all(self.ingest.url, products, result=load)
+        await post_all(self.ingest.url, products, self.key, result=load)
         print(f"  t={time.monotonic() - started:>6.1f}s  all {len(load.accepted)} products accepted", flush=True)
         await events
         drain_deadline = time.monotonic() + self.args.timeout_s

@@ -31,7 +31,7 @@ class LoadResult:
     connection_errors: int = 0
 
 
-async def post_all(ingest_url: str, products: list[dict], batch: int = 100, clients: int = 8,
+async def post_all(ingest_url: str, products: list[dict], key: str, batch: int = 100, clients: int = 8,
                    result: LoadResult | None = None) -> LoadResult:
     """POST every product (batches, `clients` at once); a refused batch is retried after Retry-After
     until it is accepted, so every product ends up accepted. `result` fills in as it goes."""
@@ -59,6 +59,6 @@ async def post_all(ingest_url: str, products: list[dict], batch: int = 100, clie
                     await asyncio.sleep(1.0)
 
     timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    async with aiohttp.ClientSession(timeout=timeout, headers={"Authorization": f"Bearer {key}"}) as session:
         await asyncio.gather(*(client(session) for _ in range(clients)))
     return result
