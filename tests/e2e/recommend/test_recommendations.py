@@ -89,9 +89,9 @@ async def test_cold_start_gets_popular_products(pool, database_url, amqp_url, am
     # in the session's demo tenant. Popularity needs products, not vectors: no waiting to embed.
     movies = demo_data()["movies"][:15]
     favourite = movies[7]["id"]
-    async with tenant_services(pool, database_url, amqp_url, amqp_prefix, f"cold-{unique}") as (ingest, api):
+    async with tenant_services(pool, database_url, amqp_url, amqp_prefix, "cold") as (keys, ingest, api):
         async with aiohttp.ClientSession() as session:
-            tenant = Tenant(f"cold-{unique}", ingest, api, session, {}, {})
+            tenant = Tenant(keys.tenant, keys, ingest, api, session, {}, {})
             status, _ = await tenant.post(ingest, "/v1/products", [
                 {key: m[key] for key in ("id", "title", "description", "genres", "year")} for m in movies])
             assert status == 202
