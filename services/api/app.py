@@ -6,7 +6,7 @@ from aiohttp import web
 from services.api.keys import active_models_key, database_key, settings_key
 from services.api.routes import setup_routes
 from services.api.tenant_models import ActiveModels
-from shared.auth import Policy, public, setup_auth
+from shared.auth import KeyCache, Policy, public, setup_auth
 from shared.db import Database
 from shared.http import errors_middleware, setup_health, setup_metrics
 from shared.settings import ApiSettings
@@ -31,7 +31,9 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     await database.close()
 
 
-def create_app(settings: ApiSettings, database: Database | None = None) -> web.Application:
+def create_app(settings: ApiSettings, database: Database | None = None,
+               keys: KeyCache | None = None) -> web.Application:
+    """`database` and `keys` (the key lookups) are for tests; by default both come from DATABASE_URL."""
     # Request lines up to 128 KiB (aiohttp's default is 8 KiB): the longest documented query string
     # gets the JSON 400 naming a parameter rather than a plain-text refusal before routing.
     app = web.Application(middlewares=[errors_middleware], handler_args={"max_line_size": 131072})
@@ -43,7 +45,7 @@ def create_app(settings: ApiSettings, database: Database | None = None) -> web.A
         app[database_key] = database
     setup_metrics(app, "api", lambda: app[database_key].in_use())
     setup_health(app, [lambda: app[database_key].problem()])
-    setup_auth(app, settings, lambda: app[database_key].require(), auth_policy(settings))
+    setup_auth(app, settings, lambda: app[database_key].require(), auth_policy(settings), keys)
     setup_routes(app)
     return app
 

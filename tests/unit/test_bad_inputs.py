@@ -5,7 +5,7 @@ import pytest
 
 from services.ingest.app import Deps, create_app
 from shared.settings import IngestSettings
-from tests.unit.test_ingest_app import GOOD, FakePublisher, NoDatabase
+from tests.unit.test_ingest_app import GOOD, WRITE, FakeKeys, FakePublisher, NoDatabase
 
 JSON = {"Content-Type": "application/json"}
 
@@ -18,7 +18,7 @@ def publisher():
 @pytest.fixture
 async def client(aiohttp_client, publisher):
     settings = IngestSettings(max_body_bytes=50_000)
-    return await aiohttp_client(create_app(settings, Deps(publisher, NoDatabase())))
+    return await aiohttp_client(create_app(settings, Deps(publisher, NoDatabase(), keys=FakeKeys())), headers=WRITE)
 
 
 async def error(response, status: int) -> dict:
@@ -110,7 +110,7 @@ async def api(aiohttp_client):
     from services.api.app import create_app as create_api
     from shared.settings import ApiSettings
 
-    return await aiohttp_client(create_api(ApiSettings(), NoDatabase()))
+    return await aiohttp_client(create_api(ApiSettings(), NoDatabase(), FakeKeys()), headers=WRITE)
 
 
 @pytest.mark.parametrize("body, status, field", [

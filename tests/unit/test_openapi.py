@@ -4,14 +4,14 @@ import pytest
 from services.ingest.app import Deps, create_app
 from shared.schemas import ProductIn
 from shared.settings import IngestSettings
-from tests.unit.test_ingest_app import FakePublisher, NoDatabase
+from tests.unit.test_ingest_app import FakeKeys, FakePublisher, NoDatabase
 
 UNDOCUMENTED = {"/metrics", "/health/live", "/health/ready", "/openapi.json", "/docs", "/docs/{name}"}
 
 
 @pytest.fixture
 async def client(aiohttp_client):
-    return await aiohttp_client(create_app(IngestSettings(max_batch=7), Deps(FakePublisher(), NoDatabase())))
+    return await aiohttp_client(create_app(IngestSettings(max_batch=7), Deps(FakePublisher(), NoDatabase(), keys=FakeKeys())))
 
 
 async def test_every_route_is_documented_with_its_models(client):

@@ -36,6 +36,7 @@ async def test_schemathesis(contract_services, service, capsys):
         sys.executable, "-m", "schemathesis.cli", "--no-color", "run", f"{url}/openapi.json",
         "--checks", CHECKS, "--max-examples", EXAMPLES, "--seed", SEED, "--workers", "1",
         "--phases", "examples,coverage,fuzzing", "--request-timeout", "30", "--generation-database", "none",
+        "--header", f"Authorization: Bearer {contract_services.keys.write}",
     ]
     ARTIFACTS.mkdir(exist_ok=True)  # also the working directory: schemathesis keeps its crash files there
     process = await asyncio.create_subprocess_exec(*command, cwd=ARTIFACTS, stdout=asyncio.subprocess.PIPE,
@@ -43,7 +44,9 @@ async def test_schemathesis(contract_services, service, capsys):
                                                    env={**os.environ, "NO_COLOR": "1", "COLUMNS": "120"})
     out, _ = await process.communicate()
     output = out.decode(errors="replace")
-    (ARTIFACTS / f"schemathesis-{service}.txt").write_text(" ".join(command[1:]) + "\n\n" + output)
+    shown = " ".join(command[1:]).replace(contract_services.keys.write, "<write key>")
+    (ARTIFACTS / f"schemathesis-{service}.txt").write_text(shown + "\n\n" + output)
     with capsys.disabled():
-        print(f"\nschemathesis {service} ({' '.join(command[4:])}):\n{summary(output)}")
+        shown = " ".join(command[4:]).replace(contract_services.keys.write, "<write key>")
+        print(f"\nschemathesis {service} ({shown}):\n{summary(output)}")
     assert process.returncode == 0, output[-20000:]

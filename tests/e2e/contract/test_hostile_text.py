@@ -31,7 +31,7 @@ async def test_hostile_text_is_stored_and_shown_back_verbatim(contract_services)
     ingest, api = contract_services.ingest_url, contract_services.api_url
     product_id, user_id = f"hostile-{uuid.uuid4().hex[:8]}", f"user-{uuid.uuid4().hex[:8]}"
     sent = hostile_product(product_id)
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=contract_services.headers()) as session:
         status, body = await call(session, "POST", f"{ingest}/v1/products", json=[sent])
         assert (status, body["ids"]) == (202, [product_id])
         event = {"product_id": product_id, "type": "like", "event_id": SQL}
@@ -49,7 +49,7 @@ async def test_hostile_text_is_stored_and_shown_back_verbatim(contract_services)
 async def test_the_web_page_shows_hostile_text_as_text(contract_services, page):
     product_id = f"hostile-{uuid.uuid4().hex[:8]}"
     sent = hostile_product(product_id)
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers=contract_services.headers()) as session:
         status, _ = await call(session, "POST", f"{contract_services.ingest_url}/v1/products", json=sent)
         assert status == 202
     await page.goto(f"{contract_services.api_url}/")
