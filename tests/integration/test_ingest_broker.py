@@ -10,7 +10,7 @@ from services.ingest.app import create_app
 from shared.amqp import Topology
 from shared.schemas import ProductMessage
 from shared.settings import IngestSettings
-from tests.conftest import _delete_topology
+from tests.conftest import _delete_topology, new_tenant
 from tests.waiting import wait_for
 
 
@@ -126,15 +126,15 @@ async def _ready(client) -> bool:
 
 async def test_a_tenant_with_too_many_pending_products_gets_429_and_others_are_not_held_up(
         aiohttp_client, settings, topology, pool, unique):
-    async def ingest_for(tenant: str):
-        await pool.execute("INSERT INTO tenants (id) VALUES ($1)", tenant)
+    async def ingest_for(prefix: str):
+        keys = await new_tenant(pool, prefix)
         app = create_app(IngestSettings(**{**settings.model_dump(), "amqp_prefix": topology.prefix,
-                                           "tenant_id": tenant, "max_tenant_backlog": 3}))
-        client = await aiohttp_client(app)
+                                           "max_tenant_backlog": 3}))
+        client = await aiohttp_client(app, headers=keys.headers("write"))
         await wait_for(lambda: _ready(client), 10, "ingest to become ready")
         return client
 
-    busy, quiet = await ingest_for(f"busy-{unique}"), await ingest_for(f"quiet-{unique}")
+    busy, quiet = await ingest_for("busy"), await ingest_for("quiet")
     products = [{**GOOD, "id": f"tb-{unique}-{i}"} for i in range(3)]
     assert (await busy.post("/v1/products", json=products)).status == 202  # 3 pending now
 

@@ -65,8 +65,8 @@ async def test_picking_a_user_shows_history_and_their_recommendations(page, demo
 async def test_the_page_says_which_products_are_pending_and_which_failed_and_why(page, pool, database_url, amqp_url,
                                                                                    amqp_prefix, unique):
     # Its own tenant, products written straight to the database (not queued, so never embedded).
-    tenant = f"web-{unique}"
-    async with tenant_services(pool, database_url, amqp_url, amqp_prefix, tenant) as (_, api_url):
+    async with tenant_services(pool, database_url, amqp_url, amqp_prefix, "web") as (keys, _, api_url):
+        tenant = keys.tenant
         products = [ProductIn(id=f"{name}-{unique}", title=f"{name.title()} film", description="Never embedded.")
                     for name in ("broken", "waiting")]
         async with pool.acquire() as conn:
