@@ -135,7 +135,7 @@ def parser() -> argparse.ArgumentParser:
     action = p.add_mutually_exclusive_group(required=True)
     action.add_argument("--model", help="the model to move to (MODELS_DIR/NAME on the workers, or the packaged one)")
     action.add_argument("--drop", metavar="MODEL", help="delete the tenant's vectors of a model it no longer uses")
-    p.add_argument("--tenant", help="default: TENANT_ID")
+    p.add_argument("--tenant", required=True, help="the tenant to move (see `recommender keys list`)")
     p.add_argument("--keep-old", action="store_true", help="keep the old model's vectors after the switch")
     p.add_argument("--grace-s", type=float, default=10.0, help="wait this long after the switch before dropping")
     p.add_argument("--timeout-s", type=float, default=6 * 3600.0, help="give up (resumable) after this long")
@@ -145,7 +145,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     settings = Settings()
-    tenant_id = args.tenant or settings.tenant_id
+    tenant_id = args.tenant
     if args.drop:
         return asyncio.run(drop(settings, tenant_id, args.drop))
     if not models.MODEL_NAME.match(args.model):

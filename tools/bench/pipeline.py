@@ -16,6 +16,7 @@ import asyncpg
 
 from shared import localpg
 from shared.amqp import Topology, delete_topology
+from shared.keys import create_key
 from shared.migrate import migrate
 from shared.settings import Settings
 from tests.processes import Process, spawn, wait_ready
@@ -33,9 +34,9 @@ class Pipeline:
         self.prefix = f"bench-{uuid.uuid4().hex[:8]}"
         self.database_url = localpg.start(self.folder / "pg", localpg.free_port())
         asyncio.run(migrate(self.database_url))
-        asyncio.run(_add_tenant(self.database_url))
+        self.key = asyncio.run(_write_key(self.database_url))
         self.env = {"DATABASE_URL": self.database_url, "AMQP_URL": self.amqp_url, "AMQP_PREFIX": self.prefix,
-                    "TENANT_ID": TENANT, "ENCODER_BACKEND": backend}
+                    "ENCODER_BACKEND": backend, "RATE_LIMIT_PER_S": "100000", "RATE_LIMIT_BURST": "100000"}
         port = localpg.free_port()
         self.ingest_url = f"http://127.0.0.1:{port}"
         self.ingest = spawn("ingest", "services.ingest", {**self.env, "PORT": str(port)}, self.folder,
@@ -74,7 +75,7 @@ class Pipeline:
         try:
             started = time.perf_counter()
             limit = asyncio.Semaphore(2)
-            async with aiohttp.ClientSession() as session:
+            async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {self.key}"}) as session:
                 async def post(batch: list[dict]) -> None:
                     async with limit, session.post(f"{self.ingest_url}/v1/products", json=batch) as response:
                         if response.status != 202:
@@ -102,9 +103,10 @@ class Pipeline:
 
 
 
-async def _add_tenant(database_url: str) -> None:
+async def _write_key(database_url: str) -> str:
+    """A write key of the bench's tenant (created with it)."""
     conn = await asyncpg.connect(database_url)
     try:
-        await conn.execute("INSERT INTO tenants (id) VALUES ($1) ON CONFLICT DO NOTHING", TENANT)
+        return (await create_key(conn, TENANT, "write", "make bench embed"))[1]
     finally:
         await conn.close()

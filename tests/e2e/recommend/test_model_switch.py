@@ -4,7 +4,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
 
 import aiohttp
 
@@ -34,14 +33,14 @@ async def run(*args: str, env: dict) -> tuple[int, str]:
 async def test_a_model_switch_under_load_never_fails_a_request_nor_mixes_models(stack, pool, database_url, amqp_url,
                                                                                    amqp_prefix):
     models_dir = stack.env["MODELS_DIR"]
-    env = {**stack.env, "TENANT_ID": f"switch-{uuid.uuid4().hex[:8]}"}
-    tenant = env["TENANT_ID"]
+    env = dict(stack.env)
     build = asyncio.create_task(run("-m", "tools.projection_model", f"{models_dir}/{NEW}", "--dimension", "256",
                                     env=env))
     movies = demo_data()["movies"][:CATALOGUE]
     user = "switcher"
-    async with tenant_services(pool, database_url, amqp_url, amqp_prefix, tenant) as (ingest_url, api_url):
-        async with aiohttp.ClientSession() as session:
+    async with tenant_services(pool, database_url, amqp_url, amqp_prefix, "switch") as (keys, ingest_url, api_url):
+        tenant = keys.tenant
+        async with aiohttp.ClientSession(headers=keys.headers("write")) as session:
             async with session.post(f"{ingest_url}/v1/products", json=movies) as response:
                 assert response.status == 202, await response.text()
             likes = [{"product_id": m["id"], "type": "like"} for m in movies[:3]]
@@ -52,7 +51,8 @@ async def test_a_model_switch_under_load_never_fails_a_request_nor_mixes_models(
             assert status == 0, built
             status, model, before = await ranking(session, api_url, user)
             assert (status, model) == (200, OLD) and len(before) == 10
-            reembed = asyncio.create_task(run("-m", "tools.cli", "reembed", "--model", NEW, "--grace-s", "2",
+            reembed = asyncio.create_task(run("-m", "tools.cli", "reembed", "--tenant", tenant, "--model", NEW,
+                                              "--grace-s", "2",
                                               "--timeout-s", "600", env=env))
             answers = []
 
