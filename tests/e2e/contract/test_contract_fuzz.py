@@ -17,6 +17,7 @@ CHECKS = ",".join([
     "response_headers_conformance",
     "response_schema_conformance",
     "negative_data_rejection",
+    "ignored_auth",
 ])
 EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "20")
 SEED = os.environ.get("FUZZ_SEED", "8")
