@@ -58,11 +58,7 @@ STACK_SAYS = @echo "make $@: $(STACK_MODE) mode: $(STACK_MODE_WHY)"
 up: $(STAMP)
 	$(STACK_SAYS)
 ifeq ($(STACK_MODE),docker)
-	@$(COMPOSE) up -d --build --wait || { echo "make up: docker compose failed; where Docker Hub cannot be reached, make images-offline builds the base images locally"; exit 1; }
-	@if [ "$$($(COMPOSE) exec -T postgres psql -U recommender -d recommender -tAc 'SELECT count(*) FROM products')" = 0 ]; then \
-		env API_URL=http://127.0.0.1:$${API_PORT:-8383} INGEST_URL=http://127.0.0.1:$${INGEST_PORT:-8384} \
-		$(MAKE) --no-print-directory demo; fi
-	@echo "api http://127.0.0.1:$${API_PORT:-8383}  ingest http://127.0.0.1:$${INGEST_PORT:-8384}  rabbitmq http://127.0.0.1:$${RABBITMQ_UI_PORT:-15672}"
+	@COMPOSE="$(COMPOSE)" $(PY) -m tools.dockerstack up
 else
 	$(PY) -m tools.stack up
 	@if $(PY) -m tools.stack empty; then env $$($(PY) -m tools.stack env) $(MAKE) --no-print-directory demo; fi

@@ -8,16 +8,20 @@ queue, a killed worker restarted without losing anything accepted, and `make dow
 `make up` keeping the data. Each step prints its time. The stack and its volumes are removed at
 the end (KEEP_STACK=1 keeps them). Docker itself is asked only for container states and restarts.
 """
+import base64
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 import uuid
 from contextlib import contextmanager
+from pathlib import Path
 
 from shared import localpg
 from shared.amqp import Topology
@@ -52,8 +56,9 @@ def stack_env() -> dict:
     ports = {name: str(localpg.free_port()) for name in ("API_PORT", "INGEST_PORT", "RABBITMQ_UI_PORT")}
     env = {**os.environ, **ports, "STACK_MODE": "docker", "COMPOSE_PROJECT_NAME": PROJECT,
            "EMBEDDER_WORKERS": "2", "BATCH_SIZE": "8"}
-    for native_only in ("DATABASE_URL", "AMQP_URL", "AMQP_PREFIX", "RUN_DIR"):
+    for native_only in ("DATABASE_URL", "AMQP_URL", "AMQP_PREFIX", "MODE", "PAGE_KEY"):
         env.pop(native_only, None)
+    env["RUN_DIR"] = tempfile.mkdtemp(prefix="test-docker-")  # where make up keeps the demo keys
     return env
 
 
@@ -67,14 +72,15 @@ def compose(env: dict, *args: str, timeout_s: float = 900) -> subprocess.Complet
     return run(["docker", "compose", *args], env, timeout_s)
 
 
-def http(method: str, url: str, body: object = None, auth: tuple[str, str] | None = None) -> tuple[int, object]:
+def http(method: str, url: str, body: object = None, auth: tuple[str, str] | None = None,
+         key: str | None = None) -> tuple[int, object]:
     request = urllib.request.Request(url, method=method, data=None if body is None else json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
     if auth:
-        import base64
-
         token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
+    if key:
+        request.add_header("Authorization", f"Bearer {key}")
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read() or b"null")
@@ -106,19 +112,26 @@ class Stack:
         self.broker = f"http://127.0.0.1:{env['RABBITMQ_UI_PORT']}/api"
         self.broker_auth = ("recommender", env.get("RABBITMQ_PASSWORD", "recommender"))
         self.queue = Topology(env.get("AMQP_PREFIX", "recommender")).queue
+        self.keys: dict[str, str] = {}
+
+    def load_keys(self) -> None:
+        """The demo tenant's keys that make up made and saved."""
+        path = Path(self.env["RUN_DIR"]) / f"demo-keys-{PROJECT}.json"
+        check(path.exists(), f"make up saved no demo keys in {path}")
+        self.keys = json.loads(path.read_text())
 
     def post_products(self, count: int, tag: str) -> list[str]:
         products = [{"id": f"docker-{RUN}-{tag}-{i}", "title": f"Test film {tag} {i}",
                      "description": f"A film about lighthouse keepers, number {i} of the {tag} batch.",
                      "genres": ["Drama"]} for i in range(count)]
-        status, body = http("POST", f"{self.ingest}/v1/products", products)
+        status, body = http("POST", f"{self.ingest}/v1/products", products, key=self.keys["write"])
         check(status == 202, f"POST /v1/products answered {status}: {body}")
         return body["ids"]
 
     def embedded(self, ids: list[str]) -> int:
         ready = 0
         for pid in ids:
-            status, body = http("GET", f"{self.api}/v1/products/{pid}")
+            status, body = http("GET", f"{self.api}/v1/products/{pid}", key=self.keys["read"])
             ready += status == 200 and body["embedding_status"] == "ready"
         return ready
 
@@ -211,6 +224,9 @@ def checks(env: dict, started: list) -> None:
         first = up.stdout.splitlines()[0]
         check(first.startswith("make up: docker mode"), f"make up's first line: {first}")
         check(stack.api in up.stdout, "make up prints the api's URL")
+        stack.load_keys()
+        check(f"read key  {stack.keys['read']}" in up.stdout and f"write key {stack.keys['write']}" in up.stdout,
+              "make up prints the demo keys it saved")
     with step("every service healthy"):
         rows = {row["Service"]: row for row in containers(env)}
         for name in ("postgres", "rabbitmq", "ingest", "api", "trainer", "embedder"):
@@ -228,6 +244,9 @@ def checks(env: dict, started: list) -> None:
         stack.wait_embedded(posted, timeout_s=120)
     with step("a user's recommendations"):
         status, body = http("GET", f"{stack.api}/v1/users/{user['id']}/recommendations?limit=5")
+        check(status == 401, f"without a key: {status} {body}")
+        status, body = http("GET", f"{stack.api}/v1/users/{user['id']}/recommendations?limit=5",
+                            key=stack.keys["read"])
         check(status == 200 and len(body["items"]) == 5, f"recommendations: {status} {body}")
         seen = set(user["likes"]) | set(user["dislikes"])
         check(not seen & {item["product"]["id"] for item in body["items"]}, "nothing the user already rated")
@@ -261,6 +280,9 @@ def checks(env: dict, started: list) -> None:
     with step("make up again finds the data"):
         up = run(["make", "--no-print-directory", "up"], env)
         check("demo loaded" not in up.stdout + up.stderr, "the demo was loaded again")
+        keys = dict(stack.keys)
+        stack.load_keys()
+        check(stack.keys == keys, "the demo keys stay the same")
         check(stack.embedded(posted + batch[:20]) == 21, "products posted before make down are still there")
 
 
@@ -275,6 +297,8 @@ def main() -> int:
     except (CheckFailed, subprocess.CalledProcessError, SystemExit) as error:
         failed = error
     finally:
+        if os.environ.get("KEEP_STACK") != "1":
+            shutil.rmtree(env["RUN_DIR"], ignore_errors=True)
         if os.environ.get("KEEP_STACK") != "1" and dockerhost.answers("docker", "info"):
             subprocess.run(["docker", "compose", "down", "--volumes", "--remove-orphans"], cwd=ROOT, env=env,
                            capture_output=True)
