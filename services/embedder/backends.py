@@ -15,6 +15,9 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "onnx-fp32", "onnx-int8")
+# Texts per ONNX Runtime call, after sorting by length: small batches pad least. On MovieLens texts
+# (int8, one thread, CPU seconds) 4 per call encoded 118 texts per CPU-second, 8: 110, 32: 59-87.
+SUB_BATCH = 4
 
 
 class TorchBackend:
@@ -41,7 +44,7 @@ class TorchBackend:
 class OnnxBackend:
     """`folder` holds model.onnx / model.int8.onnx, tokenizer.json and the model's settings."""
 
-    def __init__(self, folder: Path, quantized: bool, device: str, threads: int, batch_size: int = 32):
+    def __init__(self, folder: Path, quantized: bool, device: str, threads: int, batch_size: int = SUB_BATCH):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 

@@ -8,6 +8,7 @@ import asyncio
 import shutil
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -64,11 +65,24 @@ class Pipeline:
             worker.terminate()
         self.workers = []
 
-    def run(self, texts: list[str], timeout_s: float = 1800) -> float:
-        """Seconds from the first POST of these texts (as new products) until all have vectors."""
+    def run(self, texts: list[str], timeout_s: float = 1800) -> tuple[float, float]:
+        """Seconds from the first POST of these texts (as new products) until all have vectors, and
+        the seconds the workers spent in encode calls meanwhile (summed over the workers)."""
         self.runs += 1
-        return asyncio.run(self._run([{"id": f"r{self.runs}-{i}", "title": f"Text {i}", "description": text}
-                                      for i, text in enumerate(texts)], timeout_s))
+        before = self.encode_seconds()
+        wall_s = asyncio.run(self._run([{"id": f"r{self.runs}-{i}", "title": f"Text {i}", "description": text}
+                                        for i, text in enumerate(texts)], timeout_s))
+        return wall_s, self.encode_seconds() - before
+
+    def encode_seconds(self) -> float:
+        """embedder_encode_seconds_sum over the workers (their /metrics)."""
+        total = 0.0
+        for worker in self.workers:
+            with urllib.request.urlopen(worker.health_url.replace("/health/ready", "/metrics"), timeout=10) as answer:
+                for line in answer.read().decode().splitlines():
+                    if line.startswith("embedder_encode_seconds_sum"):
+                        total += float(line.split()[-1])
+        return total
 
     async def _run(self, products: list[dict], timeout_s: float) -> float:
         conn = await asyncpg.connect(self.database_url)
