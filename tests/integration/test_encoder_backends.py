@@ -57,8 +57,10 @@ def test_onnx_vectors_agree_with_torch(onnx, texts, torch_vectors):
 async def test_rows_come_back_in_the_order_given_whatever_the_lengths(onnx, texts):
     # The ONNX backend sorts texts by length into batches: the rows must still match the texts.
     forward = await onnx.encode(texts)
-    backward = await onnx.encode(texts[::-1])
-    assert np.allclose(forward, backward[::-1], atol=1e-5)
+    backward = (await onnx.encode(texts[::-1]))[::-1]
+    similarity = forward @ backward.T  # int8 scales activations per call: near, not equal
+    assert (similarity.argmax(axis=1) == np.arange(len(texts))).all()
+    assert np.diag(similarity).min() >= 0.98
     # Alone or in a batch, a text gets (nearly: int8 scales activations per batch) the same vector.
     assert float(onnx.encode_sync([texts[3]])[0] @ forward[3]) >= 0.98
 
