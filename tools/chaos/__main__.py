@@ -58,7 +58,9 @@ class Chaos:
     def env(self) -> dict:
         return {"DATABASE_URL": self.database_url, "AMQP_URL": self.rabbit.url, "AMQP_PREFIX": self.prefix,
                 "LOG_JSON": "true", "MAX_BACKLOG": str(self.args.max_backlog), "HOST": "127.0.0.1",
-                "RATE_LIMIT_PER_S": "100000", "RATE_LIMIT_BURST": "100000"}
+                "RATE_LIMIT_PER_S": "100000", "RATE_LIMIT_BURST": "100000",
+                # Batches well under the catalogue, so each scheduled event finds work in flight.
+                "BATCH_SIZE": "32"}
 
     def start_worker(self) -> procs.Record:
         self.spawned += 1
