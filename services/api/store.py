@@ -39,7 +39,7 @@ class Filters:
 def _filter(first: int, alias: str = "p") -> str:
     """Live products passing the filters; parameters $first .. $first+3: excluded ids, genre, years."""
     e, g, f, t = first, first + 1, first + 2, first + 3
-    return (f"NOT {alias}.deleted AND {alias}.id <> ALL(${e}::text[])"
+    return (f"NOT {alias}.deleted AND {alias}.id NOT IN (SELECT unnest(${e}::text[]))"
             f" AND (${g}::text IS NULL OR {alias}.genres @> ARRAY[${g}::text])"
             f" AND (${f}::int IS NULL OR {alias}.year >= ${f}) AND (${t}::int IS NULL OR {alias}.year <= ${t})")
 
