@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from aiohttp import web
 
 from services.api import params, products, users
-from services.api.keys import active_models_key, database_key, settings_key
+from services.api.keys import active_models_key, database_key
 from services.api.products import product_json
 from services.api.query import ListQuery, RankingFields, RecommendationQuery, SessionBody, parse
 from services.api.recommend import Page, Request, ranked_depth, recommend
@@ -103,7 +103,8 @@ async def similar(request: web.Request) -> web.Response:
     product_id = path_id(request, "product_id")
     query = parse(RecommendationQuery, request.query)
     pool = request.app[database_key].require()
-    if await products.get_product(pool, tenant_id, request.app[settings_key].model_name, product_id) is None:
+    model, _ = await request.app[active_models_key].get(pool, tenant_id)
+    if await products.get_product(pool, tenant_id, model, product_id) is None:
         raise NotFound(f"no product {product_id!r}", [{"field": "product_id", "problem": "unknown product"}])
     page = await ranked_page(request, tenant_id, query, ("similar", product_id),
                              session=session_history([product_id], []), strategy="content")

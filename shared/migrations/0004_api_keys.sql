@@ -4,8 +4,7 @@
 ALTER TABLE tenants
     ADD COLUMN catalogue_quota integer CHECK (catalogue_quota >= 0),
     ADD COLUMN rate_per_s real CHECK (rate_per_s > 0),
-    ADD COLUMN rate_burst integer CHECK (rate_burst >= 1),
-    ADD COLUMN model_name text;
+    ADD COLUMN rate_burst integer CHECK (rate_burst >= 1);
 
 CREATE TABLE api_keys (
     id text PRIMARY KEY,

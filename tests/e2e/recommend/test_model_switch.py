@@ -67,6 +67,8 @@ async def test_a_model_switch_under_load_never_fails_a_request_nor_mixes_models(
             answers.append(await ranking(session, api_url, user))
             status, model, after = answers[-1]
             assert (status, model) == (200, NEW) and len(after) == 10
+            # the catalogue still reads as embedded: a product's status follows its tenant's model
+            assert await wait_embedded(session, api_url, [m["id"] for m in movies], 30) == CATALOGUE
     assert [a for a in answers if a[0] != 200] == []
     assert {model for _, model, _ in answers} == {OLD, NEW}  # the switch happened while requests flowed
     assert after != before  # another geometry: another ranking
