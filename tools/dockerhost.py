@@ -250,7 +250,6 @@ def build_python(tag: str) -> None:
     _build(tag, "python.Dockerfile", {"BASE": ensure_base(suite)}, extra)
     _check_version(tag, version.group(1), _in_image(tag, "python -c 'import platform; print(platform.python_version())'"),
                    "Python")
-    stage_wheels("cp" + version.group(1).replace(".", ""))
 
 
 def build_pgvector(tag: str) -> None:
@@ -293,6 +292,9 @@ def build_standins(missing_only: bool) -> None:
         size_mb = int(subprocess.run(["docker", "image", "inspect", "-f", "{{.Size}}", tag], capture_output=True,
                                      text=True, check=True).stdout) / 1e6
         print(f"{tag}: stand-in built in {time.monotonic() - started:.0f} s, {size_mb:.0f} MB", flush=True)
+    for tag in upstream_images():  # built now or before: the embedder's build stage takes torch from here
+        if version := re.match(r"python:(\d+)\.(\d+)", tag):
+            stage_wheels(f"cp{version.group(1)}{version.group(2)}")
 
 
 def main(argv: list[str] | None = None) -> int:
