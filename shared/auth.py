@@ -63,20 +63,17 @@ class KeyCache:
         self._entries: dict[bytes, tuple[float, KeyRecord | None]] = {}
 
     async def lookup(self, key: str) -> KeyRecord | None:
-        digest, now = keys.key_hash(key), self.clock()
-        cached = self._entries.get(digest)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        record = await self._query(lambda pool: keys.lookup(pool, key))
-        self._remember(digest, record, now)
-        return record
+        return await self._cached(keys.key_hash(key), lambda pool: keys.lookup(pool, key))
 
     async def tenant(self, tenant_id: str) -> KeyRecord | None:
-        digest, now = f"tenant:{tenant_id}".encode(), self.clock()
+        return await self._cached(f"tenant:{tenant_id}".encode(), lambda pool: keys.tenant_record(pool, tenant_id))
+
+    async def _cached(self, digest: bytes, query) -> KeyRecord | None:
+        now = self.clock()
         cached = self._entries.get(digest)
         if cached is not None and cached[0] > now:
             return cached[1]
-        record = await self._query(lambda pool: keys.tenant_record(pool, tenant_id))
+        record = await self._query(query)
         self._remember(digest, record, now)
         return record
 
