@@ -48,7 +48,7 @@ def collaborative_scores(row_weight: np.ndarray, row: np.ndarray, neighbour: np.
     parts = np.asarray(row_weight, dtype=np.float64)[row] * weight
     keep = parts != 0
     if not keep.any():
-        return Scores(np.zeros(0, dtype=str), np.zeros(0), np.zeros(0, dtype=np.int64))
+        return Scores(neighbour[:0], np.zeros(0), np.zeros(0, dtype=np.int64))
     parts, rows = parts[keep], row[keep]
     ids, codes = np.unique(neighbour[keep], return_inverse=True)
     totals = np.bincount(codes, weights=parts, minlength=len(ids))

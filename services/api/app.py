@@ -3,7 +3,8 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from services.api.keys import active_models_key, database_key, settings_key
+from services.api.keys import active_models_key, collaborative_models_key, database_key, settings_key
+from services.api.neighbours import CollaborativeModels
 from services.api.routes import setup_routes
 from services.api.tenant_models import ActiveModels
 from shared.auth import KeyCache, Policy, public, setup_auth
@@ -15,11 +16,16 @@ from shared.settings import ApiSettings
 def query_settings(settings: ApiSettings) -> dict[str, str]:
     """Session settings of the api's connections: the HNSW search breadth, iterative index scans
     so filtered queries still fill their lists, and a custom plan per call (a generic plan cannot
-    see which filters are unset and may trade the index for an exact scan)."""
+    see which filters are unset and may trade the index for an exact scan). No JIT compilation and
+    no parallel workers: at 100,000 products the planner's cost estimates crossed the JIT threshold
+    and compiling took longer than the query, and starting workers costs more than a request's
+    index lookups save."""
     return {
         "hnsw.ef_search": str(settings.ef_search),
         "hnsw.iterative_scan": "relaxed_order",
         "plan_cache_mode": "force_custom_plan",
+        "jit": "off",
+        "max_parallel_workers_per_gather": "0",
     }
 
 
@@ -39,6 +45,7 @@ def create_app(settings: ApiSettings, database: Database | None = None,
     app = web.Application(middlewares=[errors_middleware], handler_args={"max_line_size": 131072})
     app[settings_key] = settings
     app[active_models_key] = ActiveModels(settings.model_name)
+    app[collaborative_models_key] = CollaborativeModels(settings.collaborative_cache_tenants)
     if database is None:
         app.cleanup_ctx.append(_database_ctx)
     else:

@@ -15,12 +15,12 @@ import numpy as np
 
 from shared import ranking
 from shared.interactions import ProductWeights
+from shared.neighbours import NeighbourRows
 from shared.ranking import NEXT, SIMILAR, Candidate
 
 NEXT_WEIGHT = 0.6
 RECENT_ITEMS = 10
 SIMILAR_HISTORY = 300  # the most recent history products the similar table is applied to
-NEIGHBOURS_PER_ROW = 50  # the strongest of each stored row (the trainer keeps up to 200)
 COLLABORATIVE_CANDIDATES = 300  # the best collaborative candidates that go on to the blend
 POPULAR_CANDIDATES = 200
 
@@ -61,11 +61,11 @@ def _scaled(scores: ranking.Scores) -> ranking.Scores:
         ranking.Scores(scores.ids[:0], scores.score[:0], scores.because[:0])
 
 
-def collaborative(history: ProductWeights, similar_rows, next_rows, next_weight: float,
+def collaborative(history: ProductWeights, similar_rows: NeighbourRows, next_rows: NeighbourRows, next_weight: float,
                   limit: int = COLLABORATIVE_CANDIDATES) -> list[Candidate]:
     """The best `limit` collaborative candidates, each from the table that contributed most.
-    `similar_rows` / `next_rows` are flattened neighbour rows (`store.NeighbourRows`); numpy
-    throughout, Candidates only for the best."""
+    Both row sets come from one model (`shared.neighbours`: neighbours are codes of its products);
+    numpy on codes throughout, product ids and Candidates only for the best."""
     weight_of = history.as_dict()
     similar = _scaled(ranking.collaborative_scores(
         np.array([weight_of.get(pid, 0.0) for pid in similar_rows.row_ids]),
@@ -87,7 +87,8 @@ def collaborative(history: ProductWeights, similar_rows, next_rows, next_weight:
     source = np.where(from_similar[keep], SIMILAR, NEXT).tolist()
     because = [similar_rows.row_ids[s] if use_s else next_rows.row_ids[f]
                for use_s, s, f in zip(from_similar[keep].tolist(), s_from[keep].tolist(), f_from[keep].tolist())]
-    return ranking.top_candidates(ids[keep], total[keep], source, because, limit)
+    names = similar_rows.names if len(similar_rows.names) else next_rows.names
+    return ranking.top_candidates(names[ids[keep]], total[keep], source, because, limit)
 
 
 def content_by_rank(ranked: list[Candidate]) -> list[Candidate]:

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from aiohttp import web
 
 from services.api import params, products, users
-from services.api.keys import active_models_key, database_key
+from services.api.keys import active_models_key, collaborative_models_key, database_key
 from services.api.products import product_json
 from services.api.query import ListQuery, RankingFields, RecommendationQuery, SessionBody, parse
 from services.api.recommend import Page, Request, ranked_depth, recommend
@@ -71,7 +71,7 @@ async def ranked_page(request: web.Request, tenant_id: str, query: RankingFields
         model, dimension = await request.app[active_models_key].get(conn, tenant_id)
         wanted = Request(tenant_id, model, strategy, filters, query.limit, offset, depth, tuning, query.diversity,
                          dimension)
-        page = await recommend(Store(conn), wanted, user_id, session)
+        page = await recommend(Store(conn, request.app[collaborative_models_key]), wanted, user_id, session)
     more = page.more and offset + query.limit < MAX_OFFSET
     next_cursor = params.encode_cursor({"o": offset + query.limit, "d": depth}, fingerprint) if more else None
     return {"items": render(page), "next_cursor": next_cursor, "strategy": strategy, "model": model}

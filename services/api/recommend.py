@@ -14,7 +14,7 @@ import numpy as np
 
 from services.api import hybrid
 from services.api.scoring import find_interests, interest_shares, interleave, score_content
-from services.api.store import Facts, Filters, Found, Store
+from services.api.store import Filters, Found, Store
 from shared.interactions import History, ProductWeights
 from shared.ranking import CONTENT, POPULAR, Candidate, mmr_rerank
 
@@ -56,7 +56,7 @@ class Plan:
 
 
 def plan(strategy: str, weights: ProductWeights) -> Plan:
-    """Which history products' vectors and neighbour rows the strategy needs."""
+    """Which history products' vectors and collaborative neighbour rows the strategy needs."""
     vector_ids: list[str] = []
     if strategy in USES_CONTENT:
         nonzero = np.flatnonzero(weights.weights)
@@ -114,11 +114,11 @@ def content_ranking(strategy: str, q: Queries, weights: dict[str, float], histor
     return interleave(scored, groups, q.shares)[:depth]
 
 
-def rank(request: Request, weights: ProductWeights, facts: Facts, q: Queries, collaborative: list[Candidate],
-         found: Found, excluded: set[str]) -> list[Candidate]:
+def rank(request: Request, weights: ProductWeights, history_vectors: dict[str, np.ndarray], q: Queries,
+         collaborative: list[Candidate], found: Found, excluded: set[str]) -> list[Candidate]:
     """The strategy's ranking (at most `depth`), before the popularity continuation; MMR if asked."""
     weight_of = weights.as_dict()
-    content = content_ranking(request.strategy, q, weight_of, facts.vectors, found, request.depth) \
+    content = content_ranking(request.strategy, q, weight_of, history_vectors, found, request.depth) \
         if request.strategy in USES_CONTENT else []
     if request.strategy in USES_COLLABORATIVE:
         # the content ranking already obeys the filters and exclusions; the rest was checked in `found`
@@ -147,26 +147,30 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
     weight_of = weights.as_dict()
     excluded = set(weights.product_ids) | set(request.filters.exclude)
     wanted = plan(request.strategy, weights)
-    facts = await store.facts(request.tenant_id, request.model, wanted.vector_ids, wanted.similar_ids,
-                              wanted.next_ids, hybrid.NEIGHBOURS_PER_ROW)  # round trip 2
-    q = queries(request.strategy, weight_of, facts.vectors, request.depth)
-    collaborative = hybrid.collaborative(weights, facts.similar, facts.next, request.tuning.next_weight) \
-        if request.strategy in USES_COLLABORATIVE else []
+    history_vectors = await store.vectors(request.tenant_id, request.model, wanted.vector_ids)  # round trip 2
+    q = queries(request.strategy, weight_of, history_vectors, request.depth)
+    collaborative = []
+    if request.strategy in USES_COLLABORATIVE:  # the model is in memory (loaded once per training run)
+        model = await store.collaborative(request.tenant_id, start.run)
+        if model is not None:
+            collaborative = hybrid.collaborative(weights, model.rows("similar", wanted.similar_ids),
+                                                 model.rows("next", wanted.next_ids), request.tuning.next_weight)
     popular = hybrid.POPULAR_CANDIDATES if request.strategy == "hybrid" and request.tuning.blend.popularity > 0 else 0
     found = Found([], set(), [], {}, {})
     if q.vectors or collaborative or popular:  # round trip 3
         found = await store.candidates(request.tenant_id, request.model, q.vectors, q.counts,
                                        sorted(excluded), request.filters, [c.product_id for c in collaborative],
                                        request.diversity > 0, popular, request.dimension)
-    ranked = rank(request, weights, facts, q, collaborative, found, excluded)
+    ranked = rank(request, weights, history_vectors, q, collaborative, found, excluded)
     page = ranked[request.offset: request.offset + request.limit]
     need = request.limit - len(page)
     because = sorted({c.because for c in page if c.because})
     reaches_end = request.offset + request.limit >= len(ranked)  # then the continuation decides `more`
+    continuation = need + 1 if reaches_end else 0  # popular products after the ranked ones, if any
     rows, filler = await store.page(  # round trip 4
         request.tenant_id, request.model, [c.product_id for c in page] + because,
-        sorted(excluded | {c.product_id for c in ranked}), request.filters,
-        max(0, request.offset - len(ranked)), need + 1 if reaches_end else 0, start.live_popularity)
+        sorted(excluded | {c.product_id for c in ranked}) if continuation else [], request.filters,
+        max(0, request.offset - len(ranked)), continuation, start.live_popularity if continuation else {})
     more = len(ranked) > request.offset + request.limit or len(filler) > need
     page += [Candidate(pid, score, POPULAR) for pid, score in filler[:need]]
     return Page([(c, rows[c.product_id]) for c in page if c.product_id in rows],

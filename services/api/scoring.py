@@ -28,6 +28,14 @@ def _unit(vector: np.ndarray) -> np.ndarray:
     return vector / norm if norm > 0 else vector
 
 
+def _units(vectors: dict[str, np.ndarray], ids: list[str], dimension: int = 0) -> np.ndarray:
+    """The vectors of `ids` as one matrix of unit rows (one allocation, not one per vector)."""
+    if not ids:
+        return np.zeros((0, dimension or len(next(iter(vectors.values()), ()))), dtype=np.float32)
+    matrix = np.array([vectors[pid] for pid in ids], dtype=np.float32)
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+
+
 def find_interests(vectors: dict[str, np.ndarray], weights: dict[str, float],
                    max_interests: int = MAX_INTERESTS) -> list[Interest]:
     """Group the positively weighted items into at most `max_interests` interests, heaviest first:
@@ -39,7 +47,7 @@ def find_interests(vectors: dict[str, np.ndarray], weights: dict[str, float],
     liked, rest = ranked[:MAX_CLUSTERED], ranked[MAX_CLUSTERED:]
     if not liked:
         return []
-    units = np.stack([_unit(np.asarray(vectors[pid], dtype=np.float32)) for pid in liked])
+    units = _units(vectors, liked)
     similarity = units @ units.T
     np.fill_diagonal(similarity, -np.inf)
     groups: dict[int, list[int]] = {i: [i] for i in range(len(liked))}
@@ -58,11 +66,11 @@ def find_interests(vectors: dict[str, np.ndarray], weights: dict[str, float],
         member_weights = np.array([weights[liked[i]] for i in members], dtype=np.float32)
         centroid = _unit((units[members] * member_weights[:, None]).sum(axis=0))
         interests.append(Interest([liked[i] for i in members], float(member_weights.sum()), centroid))
-    for pid in rest:  # lighter items join the interest they are closest to
-        vector = _unit(np.asarray(vectors[pid], dtype=np.float32))
-        interest = max(interests, key=lambda interest: float(vector @ interest.centroid))
-        interest.members.append(pid)
-        interest.weight += weights[pid]
+    if rest:  # lighter items join the interest they are closest to (the first one on a tie)
+        closest = (_units(vectors, rest) @ np.stack([interest.centroid for interest in interests]).T).argmax(axis=1)
+        for pid, index in zip(rest, closest.tolist()):
+            interests[index].members.append(pid)
+            interests[index].weight += weights[pid]
     interests.sort(key=lambda interest: (-interest.weight, interest.members[0]))
     return interests
 
@@ -71,12 +79,12 @@ def interest_shares(interests: list[Interest], vectors: dict[str, np.ndarray],
                     weights: dict[str, float]) -> list[float]:
     """The share of the list each interest gets: by the square root of its weight, so a small
     interest still shows up, less what dislikes close to it take away."""
-    disliked = [_unit(np.asarray(vectors[pid], dtype=np.float32)) * -w
-                for pid, w in weights.items() if w < 0 and pid in vectors]
-    masses = []
-    for interest in interests:
-        against = sum(max(float(d @ interest.centroid), 0.0) for d in disliked)
-        masses.append(math.sqrt(max(interest.weight - against, 0.05 * interest.weight, 1e-9)))
+    disliked = [pid for pid, w in weights.items() if w < 0 and pid in vectors]
+    centroids = np.stack([interest.centroid for interest in interests])
+    strength = np.array([-weights[pid] for pid in disliked], dtype=np.float32)
+    against = (np.maximum(_units(vectors, disliked, centroids.shape[1]) @ centroids.T, 0.0) * strength[:, None]).sum(axis=0)
+    masses = [math.sqrt(max(interest.weight - float(a), 0.05 * interest.weight, 1e-9))
+              for interest, a in zip(interests, against)]
     total = sum(masses)
     return [mass / total for mass in masses]
 
@@ -90,22 +98,19 @@ def score_content(candidate_ids: list[str], candidates: np.ndarray, vectors: dic
         return [], []
     candidates = candidates / np.maximum(np.linalg.norm(candidates, axis=1, keepdims=True), 1e-12)
     liked = [pid for interest in interests for pid in interest.members]
-    group_of = {pid: g for g, interest in enumerate(interests) for pid in interest.members}
-    top = max(weights[pid] for pid in liked)
-    liked_matrix = np.stack([_unit(np.asarray(vectors[pid], dtype=np.float32)) for pid in liked])
-    factors = np.array([0.5 + 0.5 * weights[pid] / top for pid in liked], dtype=np.float32)
-    contributions = (candidates @ liked_matrix.T) * factors
+    group_of = np.array([g for g, interest in enumerate(interests) for _ in interest.members])
+    liked_weights = np.array([weights[pid] for pid in liked], dtype=np.float32)
+    factors = 0.5 + 0.5 * liked_weights / liked_weights.max()
+    contributions = (candidates @ _units(vectors, liked).T) * factors
     best = contributions.argmax(axis=1)
     scores = contributions[np.arange(len(candidate_ids)), best]
     disliked = [pid for pid, w in weights.items() if w < 0 and pid in vectors]
     if disliked:
-        worst = max(-weights[pid] for pid in disliked)
-        disliked_matrix = np.stack([_unit(np.asarray(vectors[pid], dtype=np.float32)) for pid in disliked])
-        strength = np.array([-weights[pid] / worst for pid in disliked], dtype=np.float32)
-        penalty = np.clip(candidates @ disliked_matrix.T, 0, None) * strength
+        strength = np.array([-weights[pid] for pid in disliked], dtype=np.float32)
+        penalty = np.clip(candidates @ _units(vectors, disliked).T, 0, None) * (strength / strength.max())
         scores = scores - DISLIKE_PENALTY * penalty.max(axis=1)
-    return ([Candidate(pid, float(scores[i]), CONTENT, liked[best[i]]) for i, pid in enumerate(candidate_ids)],
-            [group_of[liked[best[i]]] for i in range(len(candidate_ids))])
+    return ([Candidate(pid, score, CONTENT, liked[b]) for pid, score, b in zip(candidate_ids, scores.tolist(), best.tolist())],
+            group_of[best].tolist())
 
 
 def interleave(scored: list[Candidate], groups: list[int], shares: list[float]) -> list[Candidate]:

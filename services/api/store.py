@@ -1,29 +1,31 @@
 """Every SQL statement of the recommendation request path, and the decoding of its rows.
 
 A personal recommendation takes at most four round trips (README, "Round trips"):
-  1. `history`     the user's interactions as arrays (numpy decodes them), whether the tenant has a
-                   trained popularity table and, only if not, the tenant's newest interactions for
-                   live popularity;
-  2. `facts`       the vectors of the heaviest history products and the neighbour rows of the
-                   latest ones;
+  1. `history`     the user's interactions as arrays (numpy decodes them), the run id of the
+                   tenant's stored collaborative model, whether the tenant has a trained popularity
+                   table and, only if not, the tenant's newest interactions for live popularity;
+  2. `vectors`     the vectors of the heaviest history products;
   3. `candidates`  the nearest live products of each interest from the HNSW index (with their
                    vectors, kept for MMR), whether the collaborative candidates pass the filters, the
                    most popular products, all with their trained popularity;
   4. `page`        the page's products (and the products its reasons name), with the popularity
                    continuation after the ranked part when the page reaches it.
 Plus one more, only when a filter is so selective that the index scan stops early: the same
-nearest-neighbour query, exactly. The filters (deleted, exclusions, genre, years) are written once,
-in `_filter`.
+nearest-neighbour query, exactly. The collaborative model's neighbour rows come from memory
+(`services.api.neighbours`: loaded once per training run per process, not per request). The
+filters (deleted, exclusions, genre, years) are written once, in `_filter`.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import asyncpg
 import numpy as np
 from pgvector import Vector
 
+from services.api.neighbours import CollaborativeModels
 from services.api.products import PRODUCT_COLUMNS
 from shared.interactions import History, popularity, training_weights
 from shared.models import order_expression
+from shared.neighbours import CollaborativeModel
 
 LIVE_POPULARITY_EVENTS = 50_000  # before a tenant's first training run: popularity of its newest interactions
 
@@ -65,40 +67,33 @@ l AS (SELECT product_id, type, coalesce(value, 'NaN')::float8 AS stars, extract(
       FROM interactions WHERE tenant_id = $1 AND NOT (SELECT trained FROM t)
       ORDER BY occurred_at DESC, id DESC LIMIT $4)
 SELECT (SELECT trained FROM t) AS trained,
+       (SELECT run_id FROM collaborative_models WHERE tenant_id = $1) AS run,
        (SELECT array_agg(product_id) FROM h) AS h_ids, (SELECT array_agg(type) FROM h) AS h_types,
        (SELECT array_agg(stars) FROM h) AS h_stars, (SELECT array_agg(s) FROM h) AS h_times,
        (SELECT array_agg(product_id) FROM l) AS l_ids, (SELECT array_agg(type) FROM l) AS l_types,
        (SELECT array_agg(stars) FROM l) AS l_stars, (SELECT array_agg(s) FROM l) AS l_times
 """
 
-# $1 tenant, $2 model, $3 ids needing vectors, $4 ids of the similar table, $5 of the next table, $6 neighbours per row.
-# A row per vector; a row per table with its rows flattened into two space-separated strings (ids
-# never contain spaces), which numpy splits and parses at once.
-FACTS = """
-SELECT 'vector' AS kind, v.product_id, v.embedding, NULL::text[] AS row_ids, NULL::int[] AS lengths,
-       NULL AS neighbours, NULL AS weights
-FROM product_vectors v WHERE v.tenant_id = $1 AND v.model = $2 AND v.product_id = ANY($3::text[])
-UNION ALL
-SELECT n.kind, NULL, NULL::vector, array_agg(n.product_id), array_agg(cardinality(n.ids)),
-       string_agg(array_to_string(n.ids, ' '), ' '), string_agg(array_to_string(n.ws, ' '), ' ')
-FROM (SELECT kind, product_id, neighbor_ids[1:$6] AS ids, weights[1:$6] AS ws FROM item_neighbors
-      WHERE tenant_id = $1 AND ((kind = 'similar' AND product_id = ANY($4::text[]))
-                                OR (kind = 'next' AND product_id = ANY($5::text[])))) n
-GROUP BY n.kind
-"""
+# $1 tenant, $2 model, $3 product ids
+VECTORS = "SELECT product_id, embedding FROM product_vectors WHERE tenant_id = $1 AND model = $2 AND product_id = ANY($3::text[])"
 
-# $1 tenant, $2 model, $3 query vectors, $4 counts, $5-$8 filters, $9 collaborative ids, $10 their vectors too,
-# $11 how many popular. Rows: ord > 0 nearest to query ord, 0 collaborative, -1 popular. Popularity here is
-# the trained table's only: before a tenant's first training the blend goes without it.
+# $1 tenant, $2 model, $3 query vectors, $4 how many per query, $5-$8 filters, $9 collaborative ids, $10 their
+# vectors too, $11 how many popular. Rows: ord > 0 nearest to query ord, 0 collaborative, -1 popular.
+# Popularity here is the trained table's only: before a tenant's first training the blend goes
+# without it. The nearest-neighbour scan reads the vectors alone: a deleted product has none
+# (shared.catalog drops them), and the products row is consulted only when a genre or year filter
+# is set (with a custom plan per call the planner drops the test when they are all NULL).
 CANDIDATES = f"""
 SELECT a.ord::int AS ord, c.product_id, c.embedding, {POPULARITY_OF.format(id="c.product_id")} AS popularity
-FROM unnest($3::vector[], $4::int[]) WITH ORDINALITY AS a(query, n, ord)
+FROM unnest($3::vector[]) WITH ORDINALITY AS a(query, ord)
 CROSS JOIN LATERAL (
     SELECT v.product_id, v.embedding
-    FROM product_vectors v JOIN products p ON p.tenant_id = v.tenant_id AND p.id = v.product_id
-    WHERE v.tenant_id = $1 AND v.model = $2 AND {_filter(5)}
+    FROM product_vectors v
+    WHERE v.tenant_id = $1 AND v.model = $2 AND v.product_id NOT IN (SELECT unnest($5::text[]))
+      AND (($6::text IS NULL AND $7::int IS NULL AND $8::int IS NULL) OR EXISTS (
+           SELECT 1 FROM products p WHERE p.tenant_id = v.tenant_id AND p.id = v.product_id AND {_filter(5)}))
     ORDER BY {{order}}
-    LIMIT a.n
+    LIMIT $4
 ) c
 UNION ALL
 SELECT 0, p.id, CASE WHEN $10 THEN v.embedding END, {POPULARITY_OF.format(id="p.id")}
@@ -150,6 +145,7 @@ def _columns(row: asyncpg.Record, prefix: str) -> History:
 class Start:
     history: History
     live_popularity: dict[str, float]  # empty once the tenant's model is trained
+    run: int | None = None  # the training run of the tenant's stored collaborative model
 
 
 async def history(conn: asyncpg.Connection, tenant_id: str, user_id: str | None, max_events: int = 5000) -> Start:
@@ -157,44 +153,15 @@ async def history(conn: asyncpg.Connection, tenant_id: str, user_id: str | None,
     row = await conn.fetchrow(HISTORY, tenant_id, user_id, max_events, LIVE_POPULARITY_EVENTS)
     live = _columns(row, "l")
     scores = popularity(live.product_ids, training_weights(live.types, live.stars), live.times_s) if len(live) else {}
-    return Start(_columns(row, "h"), scores)
+    return Start(_columns(row, "h"), scores, row["run"])
 
 
-@dataclass(frozen=True)
-class NeighbourRows:
-    """Rows of one neighbour table, flattened: pair i links `row_ids[row[i]]` to `neighbour[i]`."""
-
-    row_ids: list[str] = field(default_factory=list)
-    row: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    neighbour: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))
-    weight: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
-
-
-@dataclass(frozen=True)
-class Facts:
-    vectors: dict[str, np.ndarray]
-    similar: NeighbourRows
-    next: NeighbourRows
-
-
-def _neighbour_rows(row: asyncpg.Record | dict | None) -> NeighbourRows:
-    if row is None:
-        return NeighbourRows()
-    lengths = np.array(row["lengths"], dtype=np.int64)
-    return NeighbourRows(list(row["row_ids"]), np.repeat(np.arange(len(lengths)), lengths),
-                         np.array(row["neighbours"].split(), dtype=str),
-                         np.fromstring(row["weights"], dtype=np.float32, sep=" "))
-
-
-async def facts(conn: asyncpg.Connection, tenant_id: str, model: str, vector_ids: list[str], similar_ids: list[str],
-                next_ids: list[str], neighbours_per_row: int) -> Facts:
-    """Round trip 2 (none when the strategy needs nothing of the history)."""
-    if not (vector_ids or similar_ids or next_ids):
-        return Facts({}, NeighbourRows(), NeighbourRows())
-    rows = await conn.fetch(FACTS, tenant_id, model, vector_ids, similar_ids, next_ids, neighbours_per_row)
-    tables = {r["kind"]: r for r in rows if r["kind"] != "vector"}
-    return Facts({r["product_id"]: as_array(r["embedding"]) for r in rows if r["kind"] == "vector"},
-                 _neighbour_rows(tables.get("similar")), _neighbour_rows(tables.get("next")))
+async def vectors(conn: asyncpg.Connection, tenant_id: str, model: str, product_ids: list[str]) -> dict[str, np.ndarray]:
+    """Round trip 2 (none when the strategy needs no history vectors)."""
+    if not product_ids:
+        return {}
+    return {row["product_id"]: as_array(row["embedding"])
+            for row in await conn.fetch(VECTORS, tenant_id, model, product_ids)}
 
 
 @dataclass(frozen=True)
@@ -209,9 +176,10 @@ class Found:
 async def candidates(conn: asyncpg.Connection, tenant_id: str, model: str, queries: list[np.ndarray],
                      counts: list[int], excluded: list[str], filters: Filters, collaborative: list[str],
                      with_vectors: bool, popular: int, dimension: int | None = None) -> Found:
-    """Round trip 3 (and the exact retry for queries whose index scan stopped short)."""
-    args = [tenant_id, model, [Vector(q) for q in queries], counts, excluded, filters.genre, filters.year_from,
-            filters.year_to, collaborative, with_vectors, popular]
+    """Round trip 3 (and the exact retry for queries whose index scan stopped short). Every query
+    asks for the largest count (one LIMIT the planner can see); each list is cut to its own."""
+    args = [tenant_id, model, [Vector(q) for q in queries], max(counts, default=0), excluded, filters.genre,
+            filters.year_from, filters.year_to, collaborative, with_vectors, popular]
     rows = await conn.fetch(CANDIDATES.format(order=indexed_order(dimension)), *args)
     found = Found([[] for _ in queries], set(), [], {}, {})
     _collect(found, rows, list(range(len(queries))))
@@ -219,9 +187,11 @@ async def candidates(conn: asyncpg.Connection, tenant_id: str, model: str, queri
     if short:  # the index scan stopped early (selective filters, small catalogue): ask exactly
         for i in short:
             found.nearest[i].clear()
-        args[2:4] = [[args[2][i] for i in short], [counts[i] for i in short]]
+        args[2:4] = [[args[2][i] for i in short], max(counts[i] for i in short)]
         args[8:11] = [[], False, 0]
         _collect(found, await conn.fetch(CANDIDATES.format(order=EXACT_ORDER), *args), short)
+    for i, count in enumerate(counts):
+        del found.nearest[i][count:]
     return found
 
 
@@ -229,7 +199,7 @@ async def explain_nearest(conn: asyncpg.Connection, tenant_id: str, model: str, 
                           filters: Filters = Filters(), dimension: int | None = None) -> str:
     """The plan of round trip 3's nearest-neighbour part for one query (checks that it uses the index)."""
     rows = await conn.fetch("EXPLAIN " + CANDIDATES.format(order=indexed_order(dimension)), tenant_id, model, [Vector(query)],
-                            [count], [], filters.genre, filters.year_from, filters.year_to, [], False, 0)
+                            count, [], filters.genre, filters.year_from, filters.year_to, [], False, 0)
     return "\n".join(row[0] for row in rows)
 
 
@@ -258,16 +228,21 @@ async def page(conn: asyncpg.Connection, tenant_id: str, model: str, product_ids
 
 
 class Store:
-    """The request path's round trips on one connection (`recommend` takes any object like it)."""
+    """The request path's round trips on one connection, and the tenant's collaborative model from
+    this process's memory (`recommend` takes any object like it)."""
 
-    def __init__(self, conn: asyncpg.Connection):
+    def __init__(self, conn: asyncpg.Connection, models: CollaborativeModels):
         self.conn = conn
+        self.models = models
 
     async def history(self, *args, **kwargs) -> Start:
         return await history(self.conn, *args, **kwargs)
 
-    async def facts(self, *args, **kwargs) -> Facts:
-        return await facts(self.conn, *args, **kwargs)
+    async def vectors(self, *args, **kwargs) -> dict[str, np.ndarray]:
+        return await vectors(self.conn, *args, **kwargs)
+
+    async def collaborative(self, tenant_id: str, run: int | None) -> CollaborativeModel | None:
+        return await self.models.get(self.conn, tenant_id, run)
 
     async def candidates(self, *args, **kwargs) -> Found:
         return await candidates(self.conn, *args, **kwargs)

@@ -1,15 +1,15 @@
-"""The training job: interactions from PostgreSQL in, neighbour tables back to PostgreSQL.
+"""The training job: interactions from PostgreSQL in, the collaborative model back to PostgreSQL.
 
 Interactions stream by binary COPY into numpy arrays (services.trainer.load); the tables are built
-from those arrays and written back by COPY a row at a time, so memory grows with the number of
-interactions and products, never with products squared. The new tables replace the old ones in one
-transaction: requests see either the previous model or the new one, never a mix.
+from those arrays, so memory grows with the number of interactions and products, never with
+products squared. The model is stored as one row of packed arrays (shared.neighbours) and
+popularity by COPY, replacing the old ones in one transaction with the run's record: requests see
+either the previous model or the new one, never a mix.
 """
 import asyncio
 import logging
 import resource
 import time
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import NamedTuple
 
@@ -19,8 +19,9 @@ import numpy as np
 from services.trainer.load import Interactions, load_interactions
 from services.trainer.model import NeighbourConfig, build_item_neighbours, user_item_matrix
 from services.trainer.sequence import SequenceConfig, build_next_neighbours
-from services.trainer.topk import NeighbourTable
+from shared import neighbours
 from shared.interactions import popularity
+from shared.neighbours import CollaborativeModel, NeighbourTable, Packed
 
 log = logging.getLogger(__name__)
 
@@ -55,20 +56,11 @@ def build(data: Interactions, neighbour_config: NeighbourConfig = NeighbourConfi
     return Model(similar, following, scores, int((np.bincount(matrix.indices, minlength=matrix.shape[1]) > 0).sum()))
 
 
-def _neighbour_rows(tenant_id: str, kind: str, table: NeighbourTable,
-                    product_ids: np.ndarray) -> Iterator[tuple]:
-    for item in table.filled_rows():
-        index, weight = table.row(item)
-        yield tenant_id, kind, product_ids[item], product_ids[index].tolist(), weight.tolist()
-
-
-async def write(conn: asyncpg.Connection, tenant_id: str, model: Model, product_ids: list[str]) -> None:
-    """Replace the tenant's tables with the model's, in the caller's transaction."""
-    ids = np.array(product_ids, dtype=object)
-    await conn.execute("DELETE FROM item_neighbors WHERE tenant_id = $1", tenant_id)
-    for kind, table in (("similar", model.similar), ("next", model.following)):
-        await conn.copy_records_to_table("item_neighbors", records=_neighbour_rows(tenant_id, kind, table, ids),
-                                         columns=["tenant_id", "kind", "product_id", "neighbor_ids", "weights"])
+async def write(conn: asyncpg.Connection, tenant_id: str, run_id: int, model: Model, product_ids: list[str]) -> None:
+    """Replace the tenant's model and popularity, in the caller's transaction."""
+    await neighbours.save(conn, tenant_id, CollaborativeModel(
+        run_id, np.array(product_ids, dtype=object),
+        {"similar": Packed.of(model.similar), "next": Packed.of(model.following)}))
     await conn.execute("DELETE FROM product_popularity WHERE tenant_id = $1", tenant_id)
     await conn.copy_records_to_table("product_popularity", columns=["tenant_id", "product_id", "score"], records=(
         (tenant_id, product_ids[code], score) for code, score in model.popularity.items()))
@@ -86,13 +78,14 @@ async def train(pool: asyncpg.Pool, tenant_id: str, neighbour_config: NeighbourC
     model = await asyncio.to_thread(build, data, neighbour_config, sequence_config, timings)
     written = time.perf_counter()
     async with pool.acquire() as conn, conn.transaction():
-        await write(conn, tenant_id, model, data.product_ids)
+        run_id = await conn.fetchval("SELECT nextval(pg_get_serial_sequence('training_runs', 'id'))")
+        await write(conn, tenant_id, run_id, model, data.product_ids)
         report = TrainingReport(len(data), data.last_id, model.products, time.perf_counter() - started,
                                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         await conn.execute(
-            "INSERT INTO training_runs (tenant_id, started_at, interactions, last_interaction_id, products,"
-            " seconds, peak_rss_mib) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            tenant_id, started_at, *report,
+            "INSERT INTO training_runs (id, tenant_id, started_at, interactions, last_interaction_id, products,"
+            " seconds, peak_rss_mib) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            run_id, tenant_id, started_at, *report,
         )
     timings["write_s"] = time.perf_counter() - written
     log.info("trained tenant %s on %d interactions: %d products, %.1f s, peak %.0f MiB", tenant_id,
@@ -109,9 +102,9 @@ async def tenants_with_interactions(pool: asyncpg.Pool) -> list[str]:
 
 async def interactions_since_last_run(pool: asyncpg.Pool, tenant_id: str) -> tuple[int, float | None]:
     """(interactions newer than the last run, seconds since it finished, None if never)."""
-    last = await pool.fetchrow(
-        "SELECT last_interaction_id, extract(epoch FROM now() - finished_at) AS age_s FROM training_runs"
-        " WHERE tenant_id = $1 ORDER BY id DESC LIMIT 1",
+    last = await pool.fetchrow(  # the run whose model is stored (none after the model's format changed)
+        "SELECT r.last_interaction_id, extract(epoch FROM now() - r.finished_at) AS age_s FROM training_runs r"
+        " JOIN collaborative_models m ON m.tenant_id = r.tenant_id AND m.run_id = r.id WHERE r.tenant_id = $1",
         tenant_id,
     )
     last_id = last["last_interaction_id"] if last else 0

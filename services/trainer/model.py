@@ -20,7 +20,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
-from services.trainer.topk import NeighbourTable, dense_rows_top_k, sparse_rows_top_k, store_rows
+from services.trainer.topk import dense_rows_top_k, sparse_rows_top_k, store_rows
+from shared.neighbours import NeighbourTable
 
 DENSE_BLOCK_BYTES = 64 * 2**20
 COSINE_BLOCK_NNZ = 8_000_000  # estimated entries of one block of sparse cosine rows

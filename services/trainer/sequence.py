@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from services.trainer.topk import NeighbourTable, sparse_rows_top_k
+from services.trainer.topk import sparse_rows_top_k
+from shared.neighbours import NeighbourTable
 
 
 @dataclass(frozen=True)

@@ -1,34 +1,16 @@
-"""Neighbour tables as arrays, and the per-row top-K that fills them from dense or sparse rows.
+"""The per-row top-K that fills neighbour tables (shared.neighbours.NeighbourTable) from dense or
+sparse rows.
 
 A table is two (items, K) arrays: neighbour codes (int32, -1 where a row has fewer) and weights
 (float32, descending within a row). Nothing here holds Python objects per entry, so a table of
 100,000 items x 200 neighbours costs 160 MB whatever the number of interactions behind it.
 """
-from dataclasses import dataclass
-
 import numpy as np
 import scipy.sparse as sp
 
+from shared.neighbours import NeighbourTable
+
 SPARSE_BLOCK_NNZ = 8_000_000  # entries sorted at once by sparse_rows_top_k
-
-
-@dataclass(frozen=True)
-class NeighbourTable:
-    index: np.ndarray  # (items, K) int32 product codes, -1 where a row has fewer
-    weight: np.ndarray  # (items, K) float32, descending within a row, 0 where index is -1
-
-    @classmethod
-    def empty(cls, items: int, k: int) -> "NeighbourTable":
-        return cls(np.full((items, k), -1, dtype=np.int32), np.zeros((items, k), dtype=np.float32))
-
-    def row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
-        """(neighbour codes, weights) of one item, without the empty slots."""
-        keep = self.index[item] >= 0
-        return self.index[item][keep], self.weight[item][keep]
-
-    def filled_rows(self) -> np.ndarray:
-        """Codes of the items that have at least one neighbour."""
-        return np.flatnonzero(self.index[:, 0] >= 0)
 
 
 def dense_rows_top_k(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,6 +6,7 @@ import pytest
 
 from services.trainer import load
 from services.trainer.job import train
+from shared import neighbours
 from shared.interactions import TYPES, training_weights
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -78,18 +79,20 @@ async def test_training_stores_neighbours_popularity_and_the_run(pool, unique):
     await add_interactions(pool, tenant, rows)
     report = await train(pool, tenant)
     assert report.interactions == len(rows) and report.products == 4
-    similar = await pool.fetchrow("SELECT neighbor_ids, weights FROM item_neighbors"
-                                  " WHERE tenant_id = $1 AND kind = 'similar' AND product_id = 'western'", tenant)
-    assert similar["neighbor_ids"][0] == "cartoon" and "romance" not in similar["neighbor_ids"]
-    following = await pool.fetchrow("SELECT neighbor_ids, weights FROM item_neighbors"
-                                    " WHERE tenant_id = $1 AND kind = 'next' AND product_id = 'cartoon'", tenant)
-    assert following["neighbor_ids"] == ["romance"]
+    async with pool.acquire() as conn:
+        model = await neighbours.load(conn, tenant)
+    similar = [pid for pid, _ in model.neighbours("similar", "western")]
+    assert similar[0] == "cartoon" and "romance" not in similar
+    assert [pid for pid, _ in model.neighbours("next", "cartoon")] == ["romance"]
     popularity = dict(await pool.fetch("SELECT product_id, score FROM product_popularity WHERE tenant_id = $1",
                                        tenant))
     assert popularity["western"] == pytest.approx(1.0) and "romance" not in popularity and 0 < popularity["drama"] < 1
     runs = await pool.fetch("SELECT interactions, last_interaction_id FROM training_runs WHERE tenant_id = $1",
                             tenant)
     assert [tuple(r) for r in runs] == [(len(rows), report.last_interaction_id)]
-    await train(pool, tenant)  # a second run replaces the tables, never adds to them
-    assert await pool.fetchval("SELECT count(*) FROM item_neighbors WHERE tenant_id = $1 AND product_id = 'western'"
-                               " AND kind = 'similar'", tenant) == 1
+    second = await train(pool, tenant)  # a second run replaces the model, never adds to it
+    async with pool.acquire() as conn:
+        replaced = await neighbours.load(conn, tenant)
+    assert replaced.run_id > model.run_id and replaced.neighbours("similar", "western") == model.neighbours("similar", "western")
+    assert second.interactions == len(rows)
+    assert await pool.fetchval("SELECT count(*) FROM collaborative_models WHERE tenant_id = $1", tenant) == 1

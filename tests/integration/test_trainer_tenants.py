@@ -4,6 +4,7 @@ import uuid
 from services.trainer.__main__ import run
 from services.trainer.job import tenants_with_interactions
 from services.ingest import interactions
+from shared import neighbours
 from shared.schemas import InteractionIn
 from shared.settings import TrainerSettings
 
@@ -24,7 +25,8 @@ async def test_once_trains_each_tenant_with_interactions_on_its_own(database_url
     for index, tenant in enumerate(tenants):
         runs = await pool.fetch("SELECT interactions FROM training_runs WHERE tenant_id = $1", tenant)
         assert [r["interactions"] for r in runs] == [6]
-        rows = await pool.fetch("SELECT product_id, neighbor_ids FROM item_neighbors WHERE tenant_id = $1"
-                                " AND kind = 'similar' ORDER BY product_id", tenant)
-        assert [(r["product_id"], r["neighbor_ids"]) for r in rows] == [
-            (f"{tenant}-p{index}", [f"{tenant}-p{index + 1}"]), (f"{tenant}-p{index + 1}", [f"{tenant}-p{index}"])]
+        async with pool.acquire() as conn:
+            model = await neighbours.load(conn, tenant)
+        assert sorted(model.product_ids.tolist()) == [f"{tenant}-p{index}", f"{tenant}-p{index + 1}"]
+        assert [pid for pid, _ in model.neighbours("similar", f"{tenant}-p{index}")] == [f"{tenant}-p{index + 1}"]
+        assert [pid for pid, _ in model.neighbours("similar", f"{tenant}-p{index + 1}")] == [f"{tenant}-p{index}"]

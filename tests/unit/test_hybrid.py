@@ -3,17 +3,16 @@ import numpy as np
 import pytest
 
 from services.api.hybrid import Tuning, blend, collaborative, content_by_rank
-from services.api.store import _neighbour_rows
 from shared.interactions import ProductWeights
+from shared.neighbours import CollaborativeModel
 from shared.ranking import CONTENT, NEXT, POPULAR, SIMILAR, BlendWeights, Candidate
 
 
-def rows(table: dict) -> object:
-    """Neighbour rows as the store decodes them from PostgreSQL's aggregated row."""
-    return _neighbour_rows({"row_ids": list(table), "lengths": [len(pairs) for pairs in table.values()],
-                            "neighbours": " ".join(n for pairs in table.values() for n, _ in pairs),
-                            "weights": " ".join(str(w) for pairs in table.values() for _, w in pairs)}
-                           if table else None)
+def tables(similar: dict, following: dict) -> tuple:
+    """The neighbour rows of every product of `similar` and `following` (`{product: [(neighbour,
+    weight), ...]}`), as a request reads them from its tenant's model."""
+    model = CollaborativeModel.of_pairs(1, {"similar": similar, "next": following})
+    return model.rows("similar", list(similar)), model.rows("next", list(following))
 
 
 def test_tuning_parses_overrides_and_names_what_is_wrong():
@@ -28,8 +27,7 @@ def test_tuning_parses_overrides_and_names_what_is_wrong():
 
 def test_collaborative_blends_what_fans_liked_with_what_came_next_naming_the_source():
     history = ProductWeights(["b", "a"], np.array([1.0, 1.0]))  # b is the newest
-    similar = rows({"a": [("x", 1.0), ("y", 0.5)]})
-    following = rows({"b": [("y", 1.0), ("z", 0.2)]})
+    similar, following = tables({"a": [("x", 1.0), ("y", 0.5)]}, {"b": [("y", 1.0), ("z", 0.2)]})
     ranked = collaborative(history, similar, following, next_weight=0.4)
     by_id = {c.product_id: c for c in ranked}
     assert (by_id["x"].source, by_id["x"].because) == (SIMILAR, "a")
@@ -37,13 +35,13 @@ def test_collaborative_blends_what_fans_liked_with_what_came_next_naming_the_sou
     assert (by_id["z"].source, by_id["z"].because) == (NEXT, "b") and by_id["z"].score == pytest.approx(0.4 * 0.2)
     assert [c.product_id for c in ranked] == ["x", "y", "z"]
     assert collaborative(history, similar, following, next_weight=0.4, limit=1) == ranked[:1]
-    only_next = collaborative(history, rows({}), following, next_weight=0.0)
+    only_next = collaborative(history, *tables({}, {"b": [("y", 1.0), ("z", 0.2)]}), next_weight=0.0)
     assert {(c.product_id, c.source) for c in only_next} == {("y", NEXT), ("z", NEXT)}
 
 
 def test_a_dislike_pushes_what_its_fans_liked():
     history = ProductWeights(["hated", "loved"], np.array([-0.3, 1.0]))
-    ranked = collaborative(history, rows({"loved": [("x", 1.0), ("y", 0.9)], "hated": [("y", 1.0)]}), rows({}), 0.4)
+    ranked = collaborative(history, *tables({"loved": [("x", 1.0), ("y", 0.9)], "hated": [("y", 1.0)]}, {}), 0.4)
     assert [c.product_id for c in ranked][0] == "x" and ranked[-1].product_id == "y"
 
 

@@ -26,6 +26,7 @@ import asyncpg
 import numpy as np
 
 from services.api.app import query_settings
+from services.api.neighbours import CollaborativeModels
 from services.api.recommend import DEFAULT_STRATEGY, Request, ranked_depth, recommend
 from services.api.store import CANDIDATES, EXACT_ORDER, Filters, Store, explain_nearest, indexed_order
 from shared import localpg
@@ -67,13 +68,15 @@ async def record(url: str, users: list[str], ef_search: int, limit: int) -> dict
     """Each user's request as the statements the api runs for it (parameters included)."""
     recorded = {}
     pool = await _pool(url, ef_search, 1)
+    models = CollaborativeModels(1)
     try:
         async with pool.acquire() as conn:
+            await models.get(conn, TENANT, 0)  # in memory, as in the api (loaded once per training run)
             for user in users:
                 recording = Recording(conn)
                 request = Request(TENANT, MODEL, DEFAULT_STRATEGY, Filters(), limit, 0, ranked_depth(limit),
                                   dimension=DIM)
-                await recommend(Store(recording), request, user)
+                await recommend(Store(recording, models), request, user)
                 recorded[user] = recording.statements
     finally:
         await pool.close()
@@ -112,7 +115,7 @@ async def recall_at_10(url: str, ef_search: int, queries: list[np.ndarray]) -> f
             for query in queries:
                 found = []
                 for order in (indexed_order(DIM), EXACT_ORDER):
-                    rows = await conn.fetch(CANDIDATES.format(order=order), TENANT, MODEL, [query], [10], [], None,
+                    rows = await conn.fetch(CANDIDATES.format(order=order), TENANT, MODEL, [query], 10, [], None,
                                             None, None, [], False, 0)
                     found.append({row["product_id"] for row in rows})
                 hits += len(found[0] & found[1])

@@ -92,7 +92,7 @@ async def load(url: str, products: int, users: int, long_users: int, seed: int, 
             rows = await conn.fetch("SELECT user_id, count(*) AS n FROM interactions WHERE tenant_id = $1"
                                     " GROUP BY user_id", TENANT)
             return {row["user_id"]: row["n"] for row in rows}
-        for table in ("interactions", "users", "product_vectors", "products", "item_neighbors", "product_popularity"):
+        for table in ("interactions", "users", "product_vectors", "products", "collaborative_models", "product_popularity"):
             await conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1", TENANT)  # constant table names
         started = time.perf_counter()
         vectors, labels = synthetic_vectors(products, max(products // 500, 10), rng)
