@@ -33,30 +33,39 @@ class BlendWeights:
 
 @dataclass(frozen=True)
 class Scores:
-    """Scores of many candidates as arrays: `because[i]` indexes the history rows given."""
+    """Collaborative scores over a product vocabulary (codes 0 .. size-1)."""
 
-    ids: np.ndarray  # str
-    score: np.ndarray  # float64
-    because: np.ndarray  # int64
+    score: np.ndarray  # float64 (size,): summed over the history rows
+    touched: np.ndarray  # bool (size,): whether any row contributed to the product
 
 
-def collaborative_scores(row_weight: np.ndarray, row: np.ndarray, neighbour: np.ndarray,
-                         weight: np.ndarray) -> Scores:
+def collaborative_scores(row_weight: np.ndarray, row: np.ndarray, neighbour: np.ndarray, weight: np.ndarray,
+                         size: int) -> Scores:
     """score(j) = sum over history rows h of row_weight[h] * weight(h, j), from flattened neighbour
-    rows (pair i: row `row[i]` to `neighbour[i]` with `weight[i]`); `because` is the history row
-    that contributed most. A negative total is what fans of disliked products like."""
+    rows (pair i: row `row[i]` to product code `neighbour[i]` with `weight[i]`). A negative total
+    is what fans of disliked products like."""
     parts = np.asarray(row_weight, dtype=np.float64)[row] * weight
     keep = parts != 0
-    if not keep.any():
-        return Scores(neighbour[:0], np.zeros(0), np.zeros(0, dtype=np.int64))
-    parts, rows = parts[keep], row[keep]
-    ids, codes = np.unique(neighbour[keep], return_inverse=True)
-    totals = np.bincount(codes, weights=parts, minlength=len(ids))
-    order = np.lexsort((-parts, codes))  # per candidate, the largest part first
-    first = order[np.r_[0, np.flatnonzero(np.diff(codes[order])) + 1]]
-    because = np.empty(len(ids), dtype=np.int64)
-    because[codes[first]] = rows[first]
-    return Scores(ids, totals, because)
+    touched = np.zeros(size, dtype=bool)
+    touched[neighbour[keep]] = True
+    return Scores(np.bincount(neighbour[keep], weights=parts[keep], minlength=size), touched)
+
+
+def strongest_rows(row_weight: np.ndarray, row: np.ndarray, neighbour: np.ndarray, weight: np.ndarray,
+                   codes: np.ndarray, size: int) -> np.ndarray:
+    """For each product code in `codes`, the history row that contributed the largest part to its
+    score (the reason shown), -1 where none did; pairs as in `collaborative_scores`."""
+    parts = np.asarray(row_weight, dtype=np.float64)[row] * weight
+    position = np.full(size, -1, dtype=np.int64)
+    position[codes] = np.arange(len(codes))
+    keep = (parts != 0) & (position[neighbour] >= 0)
+    at, parts, rows = position[neighbour[keep]], parts[keep], row[keep]
+    strongest = np.full(len(codes), -1, dtype=np.int64)
+    if len(at):
+        order = np.lexsort((-parts, at))  # per product, the largest part first
+        first = order[np.r_[True, at[order][1:] != at[order][:-1]]]
+        strongest[at[first]] = rows[first]
+    return strongest
 
 
 def top_candidates(ids: np.ndarray, score: np.ndarray, source: Sequence[str], because: Sequence[str | None],

@@ -61,7 +61,7 @@ class IngestSettings(HttpSettings):
 
 class ApiSettings(HttpSettings):
     port: int = 8383
-    ef_search: int = Field(40, ge=1, le=1000)
+    ef_search: int = Field(100, ge=1, le=1000)
     # Tenants whose collaborative model each api process keeps in memory (about 40 MB at 100,000 products).
     collaborative_cache_tenants: int = Field(64, ge=1)
     # Several api processes may share one port (SO_REUSEPORT; the kernel spreads connections).

@@ -21,8 +21,8 @@ from shared.ranking import NEXT, SIMILAR, Candidate
 NEXT_WEIGHT = 0.6
 RECENT_ITEMS = 10
 SIMILAR_HISTORY = 300  # the most recent history products the similar table is applied to
-COLLABORATIVE_CANDIDATES = 300  # the best collaborative candidates that go on to the blend
-POPULAR_CANDIDATES = 200
+COLLABORATIVE_CANDIDATES = 100  # the best collaborative candidates that go on to the blend
+POPULAR_CANDIDATES = 100  # and the most popular products (at least a cold user's depth)
 
 
 @dataclass(frozen=True)
@@ -55,40 +55,36 @@ def recency_weights(count: int) -> np.ndarray:
     return 0.5 ** (np.arange(count) / (count / 2))
 
 
-def _scaled(scores: ranking.Scores) -> ranking.Scores:
-    top = scores.score.max(initial=0.0)
-    return ranking.Scores(scores.ids, scores.score / top, scores.because) if top > 0 else \
-        ranking.Scores(scores.ids[:0], scores.score[:0], scores.because[:0])
+def _scaled(score: np.ndarray) -> np.ndarray:
+    """Scores divided by the largest (a table whose scores are all <= 0 counts for nothing)."""
+    top = score.max(initial=0.0)
+    return score / top if top > 0 else np.zeros_like(score)
 
 
 def collaborative(history: ProductWeights, similar_rows: NeighbourRows, next_rows: NeighbourRows, next_weight: float,
                   limit: int = COLLABORATIVE_CANDIDATES) -> list[Candidate]:
     """The best `limit` collaborative candidates, each from the table that contributed most.
-    Both row sets come from one model (`shared.neighbours`: neighbours are codes of its products);
-    numpy on codes throughout, product ids and Candidates only for the best."""
+    Both row sets come from one model (`shared.neighbours`: neighbours are codes of its products),
+    so the scores are arrays over its vocabulary; product ids and Candidates only for the best."""
+    names = similar_rows.names if len(similar_rows.names) else next_rows.names
+    size = len(names)
     weight_of = history.as_dict()
-    similar = _scaled(ranking.collaborative_scores(
-        np.array([weight_of.get(pid, 0.0) for pid in similar_rows.row_ids]),
-        similar_rows.row, similar_rows.neighbour, similar_rows.weight))
     rank_of = {pid: rank for rank, pid in enumerate(history.latest(RECENT_ITEMS))}
     recency = recency_weights(RECENT_ITEMS)
-    following = _scaled(ranking.collaborative_scores(
-        np.array([recency[rank_of[pid]] if pid in rank_of else 0.0 for pid in next_rows.row_ids]),
-        next_rows.row, next_rows.neighbour, next_rows.weight))
-    ids, codes = np.unique(np.concatenate([similar.ids, following.ids]), return_inverse=True)
-    s_score, f_score = np.zeros(len(ids)), np.zeros(len(ids))
-    s_from, f_from = np.full(len(ids), -1), np.full(len(ids), -1)
-    n = len(similar.ids)
-    s_score[codes[:n]], s_from[codes[:n]] = similar.score, similar.because
-    f_score[codes[n:]], f_from[codes[n:]] = following.score * next_weight, following.because
-    from_similar = (s_from >= 0) & ((f_from < 0) | (s_score >= f_score))
+    tables = [(similar_rows, np.array([weight_of.get(pid, 0.0) for pid in similar_rows.row_ids])),
+              (next_rows, np.array([recency[rank_of[pid]] if pid in rank_of else 0.0 for pid in next_rows.row_ids]))]
+    similar, following = (ranking.collaborative_scores(w, rows.row, rows.neighbour, rows.weight, size)
+                          for rows, w in tables)
+    s_score, f_score = _scaled(similar.score), _scaled(following.score) * next_weight
     total = s_score + f_score
-    keep = np.argpartition(-total, limit - 1)[:limit] if len(ids) > limit else np.arange(len(ids))
-    source = np.where(from_similar[keep], SIMILAR, NEXT).tolist()
+    candidates = np.flatnonzero(similar.touched | following.touched)
+    keep = candidates[np.argpartition(-total[candidates], limit - 1)[:limit]] if len(candidates) > limit else candidates
+    from_similar = similar.touched[keep] & (~following.touched[keep] | (s_score[keep] >= f_score[keep]))
+    s_row, f_row = (ranking.strongest_rows(w, rows.row, rows.neighbour, rows.weight, keep, size) for rows, w in tables)
+    source = np.where(from_similar, SIMILAR, NEXT).tolist()
     because = [similar_rows.row_ids[s] if use_s else next_rows.row_ids[f]
-               for use_s, s, f in zip(from_similar[keep].tolist(), s_from[keep].tolist(), f_from[keep].tolist())]
-    names = similar_rows.names if len(similar_rows.names) else next_rows.names
-    return ranking.top_candidates(names[ids[keep]], total[keep], source, because, limit)
+               for use_s, s, f in zip(from_similar.tolist(), s_row.tolist(), f_row.tolist())]
+    return ranking.top_candidates(names[keep], total[keep], source, because, limit)
 
 
 def content_by_rank(ranked: list[Candidate]) -> list[Candidate]:

@@ -1,25 +1,32 @@
 import numpy as np
 import pytest
 
-from shared.ranking import CONTENT, POPULAR, SIMILAR, Candidate, blend, collaborative_scores, mmr_rerank, top_candidates
+from shared.ranking import (CONTENT, POPULAR, SIMILAR, Candidate, blend, collaborative_scores, mmr_rerank,
+                            strongest_rows, top_candidates)
+
+
+NAMES = np.array(["x", "y", "z", "w"], dtype=object)  # a vocabulary: product codes 0..3
 
 
 def flat(table: dict[str, list[tuple[str, float]]]):
     rows = list(table)
+    code = {name: i for i, name in enumerate(NAMES)}
     row = np.repeat(np.arange(len(rows)), [len(table[r]) for r in rows])
-    neighbour = np.array([n for r in rows for n, _ in table[r]], dtype=str)
+    neighbour = np.array([code[n] for r in rows for n, _ in table[r]], dtype=np.int32)
     weight = np.array([w for r in rows for _, w in table[r]], dtype=np.float32)
     return rows, row, neighbour, weight
 
 
 def test_collaborative_scores_add_up_and_name_the_biggest_contributor():
     rows, row, neighbour, weight = flat({"a": [("x", 0.5), ("y", 0.1)], "b": [("x", 0.2), ("z", 0.9)]})
-    scores = collaborative_scores(np.array([1.0, -0.5]), row, neighbour, weight)  # a liked, b disliked
-    by_id = {str(pid): (score, rows[because]) for pid, score, because in zip(scores.ids, scores.score, scores.because)}
-    assert by_id["x"][0] == pytest.approx(0.5 - 0.2 * 0.5) and by_id["x"][1] == "a"
-    assert by_id["z"][0] < 0 and by_id["z"][1] == "b"  # what a disliked product's fans like is pushed down
-    assert len(collaborative_scores(np.zeros(2), row, neighbour, weight).ids) == 0
-    best = top_candidates(scores.ids, scores.score, [SIMILAR] * 3, [rows[b] for b in scores.because], 2)
+    scores = collaborative_scores(np.array([1.0, -0.5]), row, neighbour, weight, len(NAMES))  # a liked, b disliked
+    assert scores.score.tolist() == pytest.approx([0.5 - 0.2 * 0.5, 0.1, -0.45, 0.0])
+    assert scores.touched.tolist() == [True, True, True, False]  # nothing reached w
+    codes = np.flatnonzero(scores.touched)
+    because = strongest_rows(np.array([1.0, -0.5]), row, neighbour, weight, codes, len(NAMES))
+    assert [rows[b] for b in because] == ["a", "a", "b"]  # z: what a disliked product's fans like, pushed down
+    assert not collaborative_scores(np.zeros(2), row, neighbour, weight, len(NAMES)).touched.any()
+    best = top_candidates(NAMES[codes], scores.score[codes], [SIMILAR] * 3, [rows[b] for b in because], 2)
     assert [(c.product_id, c.because) for c in best] == [("x", "a"), ("y", "a")]
 
 

@@ -88,9 +88,14 @@ async def load(url: str, products: int, users: int, long_users: int, seed: int, 
     try:
         await conn.execute("INSERT INTO tenants (id) VALUES ($1) ON CONFLICT DO NOTHING", TENANT)
         if await conn.fetchval("SELECT count(*) FROM products WHERE tenant_id = $1", TENANT) == products:
-            print(f"reusing the {products:,} products, users and model loaded before")
             rows = await conn.fetch("SELECT user_id, count(*) AS n FROM interactions WHERE tenant_id = $1"
                                     " GROUP BY user_id", TENANT)
+            trained = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM collaborative_models WHERE tenant_id = $1)",
+                                          TENANT)
+            print(f"reusing the {products:,} products and users loaded before"
+                  + (" and their model" if trained else "; training the model again (its format changed)"))
+            if not trained:
+                await _train(url, dense_items)
             return {row["user_id"]: row["n"] for row in rows}
         for table in ("interactions", "users", "product_vectors", "products", "collaborative_models", "product_popularity"):
             await conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1", TENANT)  # constant table names
@@ -132,6 +137,11 @@ async def load(url: str, products: int, users: int, long_users: int, seed: int, 
               f" in {time.perf_counter() - started:.1f}s")
     finally:
         await conn.close()
+    await _train(url, dense_items)
+    return actual
+
+
+async def _train(url: str, dense_items: int) -> None:
     pool = await create_pool(Settings(database_url=url, db_pool_max=2))
     try:
         started = time.perf_counter()
@@ -140,4 +150,3 @@ async def load(url: str, products: int, users: int, long_users: int, seed: int, 
               f" for the rest) on {report.interactions:,} interactions in {time.perf_counter() - started:.1f}s")
     finally:
         await pool.close()
-    return actual
