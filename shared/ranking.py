@@ -33,34 +33,34 @@ class BlendWeights:
 
 @dataclass(frozen=True)
 class Scores:
-    """Collaborative scores over a product vocabulary (codes 0 .. size-1)."""
+    """Collaborative scores of the products some history row reached."""
 
-    score: np.ndarray  # float64 (size,): summed over the history rows
-    touched: np.ndarray  # bool (size,): whether any row contributed to the product
+    ids: np.ndarray  # product codes, ascending
+    score: np.ndarray  # float64: summed over the history rows
 
 
-def collaborative_scores(row_weight: np.ndarray, row: np.ndarray, neighbour: np.ndarray, weight: np.ndarray,
-                         size: int) -> Scores:
+def collaborative_scores(row_weight: np.ndarray, row: np.ndarray, neighbour: np.ndarray,
+                         weight: np.ndarray) -> Scores:
     """score(j) = sum over history rows h of row_weight[h] * weight(h, j), from flattened neighbour
     rows (pair i: row `row[i]` to product code `neighbour[i]` with `weight[i]`). A negative total
     is what fans of disliked products like."""
     parts = np.asarray(row_weight, dtype=np.float64)[row] * weight
     keep = parts != 0
-    touched = np.zeros(size, dtype=bool)
-    touched[neighbour[keep]] = True
-    return Scores(np.bincount(neighbour[keep], weights=parts[keep], minlength=size), touched)
+    ids, inverse = np.unique(neighbour[keep], return_inverse=True)
+    return Scores(ids, np.bincount(inverse, weights=parts[keep], minlength=len(ids)))
 
 
 def strongest_rows(row_weight: np.ndarray, row: np.ndarray, neighbour: np.ndarray, weight: np.ndarray,
-                   codes: np.ndarray, size: int) -> np.ndarray:
-    """For each product code in `codes`, the history row that contributed the largest part to its
-    score (the reason shown), -1 where none did; pairs as in `collaborative_scores`."""
-    parts = np.asarray(row_weight, dtype=np.float64)[row] * weight
-    position = np.full(size, -1, dtype=np.int64)
-    position[codes] = np.arange(len(codes))
-    keep = (parts != 0) & (position[neighbour] >= 0)
-    at, parts, rows = position[neighbour[keep]], parts[keep], row[keep]
+                   codes: np.ndarray) -> np.ndarray:
+    """For each of the product `codes` (ascending), the history row that contributed the largest
+    part to its score (the reason shown), -1 where none did; pairs as in `collaborative_scores`."""
     strongest = np.full(len(codes), -1, dtype=np.int64)
+    if not len(codes):
+        return strongest
+    parts = np.asarray(row_weight, dtype=np.float64)[row] * weight
+    at = np.minimum(np.searchsorted(codes, neighbour), len(codes) - 1)
+    keep = (parts != 0) & (codes[at] == neighbour)
+    at, parts, rows = at[keep], parts[keep], row[keep]
     if len(at):
         order = np.lexsort((-parts, at))  # per product, the largest part first
         first = order[np.r_[True, at[order][1:] != at[order][:-1]]]

@@ -55,36 +55,43 @@ def recency_weights(count: int) -> np.ndarray:
     return 0.5 ** (np.arange(count) / (count / 2))
 
 
-def _scaled(score: np.ndarray) -> np.ndarray:
-    """Scores divided by the largest (a table whose scores are all <= 0 counts for nothing)."""
-    top = score.max(initial=0.0)
-    return score / top if top > 0 else np.zeros_like(score)
+def _scaled(scores: ranking.Scores) -> ranking.Scores:
+    """Scores divided by the largest; a table whose scores are all <= 0 counts for nothing."""
+    top = scores.score.max(initial=0.0)
+    return ranking.Scores(scores.ids, scores.score / top) if top > 0 else ranking.Scores(scores.ids[:0], scores.score[:0])
+
+
+def _spread(scores: ranking.Scores, ids: np.ndarray) -> np.ndarray:
+    """The scores on `ids` (ascending, a superset of scores.ids), 0 elsewhere."""
+    out = np.zeros(len(ids))
+    out[np.searchsorted(ids, scores.ids)] = scores.score
+    return out
 
 
 def collaborative(history: ProductWeights, similar_rows: NeighbourRows, next_rows: NeighbourRows, next_weight: float,
                   limit: int = COLLABORATIVE_CANDIDATES) -> list[Candidate]:
     """The best `limit` collaborative candidates, each from the table that contributed most.
-    Both row sets come from one model (`shared.neighbours`: neighbours are codes of its products),
-    so the scores are arrays over its vocabulary; product ids and Candidates only for the best."""
+    Both row sets come from one model (`shared.neighbours`: neighbours are integer codes of its
+    products); numpy on codes throughout, product ids and Candidates only for the best."""
     names = similar_rows.names if len(similar_rows.names) else next_rows.names
-    size = len(names)
     weight_of = history.as_dict()
     rank_of = {pid: rank for rank, pid in enumerate(history.latest(RECENT_ITEMS))}
     recency = recency_weights(RECENT_ITEMS)
     tables = [(similar_rows, np.array([weight_of.get(pid, 0.0) for pid in similar_rows.row_ids])),
               (next_rows, np.array([recency[rank_of[pid]] if pid in rank_of else 0.0 for pid in next_rows.row_ids]))]
-    similar, following = (ranking.collaborative_scores(w, rows.row, rows.neighbour, rows.weight, size)
+    similar, following = (_scaled(ranking.collaborative_scores(w, rows.row, rows.neighbour, rows.weight))
                           for rows, w in tables)
-    s_score, f_score = _scaled(similar.score), _scaled(following.score) * next_weight
+    ids = np.union1d(similar.ids, following.ids)
+    s_score, f_score = _spread(similar, ids), _spread(following, ids) * next_weight
+    s_touched, f_touched = np.isin(ids, similar.ids, assume_unique=True), np.isin(ids, following.ids, assume_unique=True)
     total = s_score + f_score
-    candidates = np.flatnonzero(similar.touched | following.touched)
-    keep = candidates[np.argpartition(-total[candidates], limit - 1)[:limit]] if len(candidates) > limit else candidates
-    from_similar = similar.touched[keep] & (~following.touched[keep] | (s_score[keep] >= f_score[keep]))
-    s_row, f_row = (ranking.strongest_rows(w, rows.row, rows.neighbour, rows.weight, keep, size) for rows, w in tables)
+    keep = np.sort(np.argpartition(-total, limit - 1)[:limit]) if len(ids) > limit else np.arange(len(ids))
+    from_similar = s_touched[keep] & (~f_touched[keep] | (s_score[keep] >= f_score[keep]))
+    s_row, f_row = (ranking.strongest_rows(w, rows.row, rows.neighbour, rows.weight, ids[keep]) for rows, w in tables)
     source = np.where(from_similar, SIMILAR, NEXT).tolist()
     because = [similar_rows.row_ids[s] if use_s else next_rows.row_ids[f]
                for use_s, s, f in zip(from_similar.tolist(), s_row.tolist(), f_row.tolist())]
-    return ranking.top_candidates(names[keep], total[keep], source, because, limit)
+    return ranking.top_candidates(names[ids[keep]], total[keep], source, because, limit)
 
 
 def content_by_rank(ranked: list[Candidate]) -> list[Candidate]:

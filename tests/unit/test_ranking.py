@@ -19,14 +19,13 @@ def flat(table: dict[str, list[tuple[str, float]]]):
 
 def test_collaborative_scores_add_up_and_name_the_biggest_contributor():
     rows, row, neighbour, weight = flat({"a": [("x", 0.5), ("y", 0.1)], "b": [("x", 0.2), ("z", 0.9)]})
-    scores = collaborative_scores(np.array([1.0, -0.5]), row, neighbour, weight, len(NAMES))  # a liked, b disliked
-    assert scores.score.tolist() == pytest.approx([0.5 - 0.2 * 0.5, 0.1, -0.45, 0.0])
-    assert scores.touched.tolist() == [True, True, True, False]  # nothing reached w
-    codes = np.flatnonzero(scores.touched)
-    because = strongest_rows(np.array([1.0, -0.5]), row, neighbour, weight, codes, len(NAMES))
+    scores = collaborative_scores(np.array([1.0, -0.5]), row, neighbour, weight)  # a liked, b disliked
+    assert NAMES[scores.ids].tolist() == ["x", "y", "z"]  # nothing reached w
+    assert scores.score.tolist() == pytest.approx([0.5 - 0.2 * 0.5, 0.1, -0.45])
+    because = strongest_rows(np.array([1.0, -0.5]), row, neighbour, weight, scores.ids)
     assert [rows[b] for b in because] == ["a", "a", "b"]  # z: what a disliked product's fans like, pushed down
-    assert not collaborative_scores(np.zeros(2), row, neighbour, weight, len(NAMES)).touched.any()
-    best = top_candidates(NAMES[codes], scores.score[codes], [SIMILAR] * 3, [rows[b] for b in because], 2)
+    assert len(collaborative_scores(np.zeros(2), row, neighbour, weight).ids) == 0
+    best = top_candidates(NAMES[scores.ids], scores.score, [SIMILAR] * 3, [rows[b] for b in because], 2)
     assert [(c.product_id, c.because) for c in best] == [("x", "a"), ("y", "a")]
 
 
