@@ -21,8 +21,8 @@ from shared.ranking import NEXT, SIMILAR, Candidate
 NEXT_WEIGHT = 0.6
 RECENT_ITEMS = 10
 SIMILAR_HISTORY = 300  # the most recent history products the similar table is applied to
-COLLABORATIVE_CANDIDATES = 100  # the best collaborative candidates that go on to the blend
-POPULAR_CANDIDATES = 100  # and the most popular products (at least a cold user's depth)
+COLLABORATIVE_CANDIDATES = 300  # the best collaborative candidates that go on to the blend
+POPULAR_CANDIDATES = 200  # and the most popular products (at least a cold user's depth)
 
 
 @dataclass(frozen=True)
