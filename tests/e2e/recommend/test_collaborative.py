@@ -14,8 +14,9 @@ SPACE = ["movie-001", "movie-002", "movie-003", "movie-004", "movie-005"]
 
 
 class Client:
-    def __init__(self, tenant_id: str, ingest_url: str, api_url: str, session: aiohttp.ClientSession):
+    def __init__(self, tenant_id: str, ingest_url: str, api_url: str, session: aiohttp.ClientSession, pool):
         self.tenant_id, self.ingest_url, self.api_url, self.session = tenant_id, ingest_url, api_url, session
+        self.pool = pool  # the trainer's database
 
     async def likes(self, user: str, product_ids: list[str]) -> None:
         events = [{"product_id": pid, "type": "like"} for pid in product_ids]
@@ -45,7 +46,7 @@ async def client(stack, pool, database_url, amqp_url, amqp_prefix):
     async with tenant_services(pool, database_url, amqp_url, amqp_prefix, "collab") as (keys, ingest_url, api_url):
         async with aiohttp.ClientSession(headers=keys.headers("write")) as session:
             tenant_id = keys.tenant
-            client = Client(tenant_id, ingest_url, api_url, session)
+            client = Client(tenant_id, ingest_url, api_url, session, pool)
             movies = demo_data()["movies"]
             async with session.post(f"{client.ingest_url}/v1/products", json=movies) as response:
                 assert response.status == 202
@@ -114,3 +115,17 @@ async def test_diversity_and_weights_reshape_the_list_and_bad_values_are_400(cli
                                       params={name: value}) as response:
             body = await response.json()
             assert response.status == 400 and body["error"]["details"][0]["field"] == name
+
+
+async def test_a_new_training_run_reaches_the_very_next_request(client):
+    """The api process keeps the tenant's model in memory; a newer run replaces it at once. (Last in
+    the module: it retrains the shared tenant.)"""
+    newer = "movie-042"
+    await client.likes("follower", [SPACE[4]])
+    before = await client.recommend("follower", strategy="collaborative", limit=3)
+    assert all(item["reasons"][0]["type"] == "popular" for item in before)  # nobody else liked SPACE[4] yet
+    for n in range(6):
+        await client.likes(f"space-fan-{n}", [SPACE[4], newer])
+    await train(client.pool, client.tenant_id)
+    [top] = await client.recommend("follower", strategy="collaborative", limit=1)
+    assert top["product"]["id"] == newer and top["reasons"][0]["product_id"] == SPACE[4]
