@@ -149,11 +149,15 @@ class Start:
 
 
 async def history(conn: asyncpg.Connection, tenant_id: str, user_id: str | None, max_events: int = 5000) -> Start:
-    """Round trip 1."""
+    """Round trip 1. The history comes newest first (the newest `max_events`) and is handed on oldest
+    first, the order its events were given in: of events at one instant, the later one decides."""
     row = await conn.fetchrow(HISTORY, tenant_id, user_id, max_events, LIVE_POPULARITY_EVENTS)
     live = _columns(row, "l")
     scores = popularity(live.product_ids, training_weights(live.types, live.stars), live.times_s) if len(live) else {}
-    return Start(_columns(row, "h"), scores, row["run"])
+    newest_first = _columns(row, "h")
+    return Start(History(*(column[::-1] for column in (newest_first.product_ids, newest_first.types,
+                                                        newest_first.stars, newest_first.times_s))),
+                 scores, row["run"])
 
 
 async def vectors(conn: asyncpg.Connection, tenant_id: str, model: str, product_ids: list[str]) -> dict[str, np.ndarray]:
