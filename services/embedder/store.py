@@ -4,7 +4,7 @@ import asyncio
 import asyncpg
 import numpy as np
 
-from services.embedder.handler import Key, VectorKey
+from services.embedder.handler import VectorKey
 from shared import catalog, dead_letters, models as embedding_models
 from shared.dead_letters import DeadLetter
 from shared.errors import RetryableError
@@ -32,29 +32,22 @@ class PgStore:
 
     async def apply(self, messages: list[ProductMessage], vectors: dict[VectorKey, np.ndarray],
                     models: dict[str, list[str]]) -> None:
+        """One transaction of a few set-based statements, whatever the batch size. `messages` hold at
+        most one write per product, sorted by key (handler.latest_per_product)."""
         async with self.pool.acquire() as conn, conn.transaction():
-            for message in messages:
-                key = (message.tenant_id, message.product_id)
-                if message.type == "product.delete":
-                    await catalog.tombstone_product(conn, *key, message.version)
-                    continue
-                product = message.product
-                if not await catalog.upsert_product(conn, message.tenant_id, product, message.version):
-                    continue  # a newer version is stored
-                digest = content_hash(product.title, product.description)
-                for model in models[message.tenant_id]:
-                    if (*key, model) in vectors:
-                        await catalog.store_vector(conn, *key, model, digest, vectors[(*key, model)])
-                    elif await self._vector_hash(conn, key, model) != digest:
-                        # The stored vector changed since we looked: handle the batch again.
-                        raise RetryableError(f"{model} vector of {key[1]} changed concurrently")
-
-    async def _vector_hash(self, conn: asyncpg.Connection, key: Key, model: str) -> str | None:
-        return await conn.fetchval(
-            "SELECT content_hash FROM product_vectors WHERE tenant_id = $1 AND product_id = $2 AND model = $3",
-            *key,
-            model,
-        )
+            applied = await catalog.write_products(conn, [
+                (m.tenant_id, m.product_id, m.product if m.type == "product.upsert" else None, m.version)
+                for m in messages])
+            digests = {(m.tenant_id, m.product_id): content_hash(m.product.title, m.product.description)
+                       for m in messages if m.type == "product.upsert" and (m.tenant_id, m.product_id) in applied}
+            wanted = [(*key, model) for key in digests for model in models[key[0]]]
+            await catalog.write_vectors(conn, [(*k, digests[k[:2]], vectors[k]) for k in wanted if k in vectors])
+            # A vector not computed here was current when the batch was read: it must still be.
+            unchanged = [k for k in wanted if k not in vectors]
+            for key, stored in (await catalog.vector_hashes(conn, unchanged)).items():
+                if stored != digests[key[:2]]:
+                    # The stored vector changed since we looked: handle the batch again.
+                    raise RetryableError(f"{key[2]} vector of {key[1]} changed concurrently")
 
     async def dead_letter(self, rows: list[DeadLetter]) -> None:
         await dead_letters.record(self.pool, rows)
