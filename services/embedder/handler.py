@@ -94,7 +94,24 @@ def needs_embedding(message: ProductMessage, state: tuple[int, str | None] | Non
     return vector_hash != content_hash(message.product.title, message.product.description)
 
 
+@dataclass
+class Prepared:
+    """A batch read and encoded, ready to write: the writes that count, the models each tenant's
+    upserts need, and the vectors computed."""
+    latest: list[ProductMessage]
+    models: dict[str, list[str]]
+    vectors: dict[VectorKey, np.ndarray]
+    outcome: BatchOutcome
+
+
 async def handle_batch(messages: list[ProductMessage], store: Store, encoders: TextEncoders) -> BatchOutcome:
+    return await apply_batch(await prepare_batch(messages, store, encoders), store)
+
+
+async def prepare_batch(messages: list[ProductMessage], store: Store, encoders: TextEncoders) -> Prepared:
+    """Read what is stored and encode what it lacks; nothing is written yet. Writing it later is
+    safe: the write applies only versions at least the stored ones and checks that every vector
+    not computed here is still current (else RetryableError)."""
     latest = latest_per_product(messages)
     outcome = BatchOutcome(written=len(latest), superseded=len(messages) - len(latest))
     tenants = sorted({m.tenant_id for m in latest})
@@ -121,9 +138,14 @@ async def handle_batch(messages: list[ProductMessage], store: Store, encoders: T
                                                    for m in group])
             vectors.update({(m.tenant_id, m.product_id, model): row for m, row in zip(group, matrix)})
     outcome.encode_s = time.perf_counter() - started if vectors else 0.0
-    await store.apply(latest, vectors, models)
-    outcome.embedded = len(vectors)
-    outcome.keys = [(m.tenant_id, m.product_id) for m in latest]
+    return Prepared(latest, models, vectors, outcome)
+
+
+async def apply_batch(prepared: Prepared, store: Store) -> BatchOutcome:
+    await store.apply(prepared.latest, prepared.vectors, prepared.models)
+    outcome = prepared.outcome
+    outcome.embedded = len(prepared.vectors)
+    outcome.keys = [(m.tenant_id, m.product_id) for m in prepared.latest]
     return outcome
 
 

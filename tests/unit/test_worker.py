@@ -1,6 +1,7 @@
 """The consume loop with a fake queue: batching, acks after the write, dead-lettering, retries."""
 import asyncio
 
+import pytest
 
 from services.embedder.metrics import WorkerMetrics
 from services.embedder.worker import Worker
@@ -92,6 +93,13 @@ async def run(worker: Worker) -> None:
     await asyncio.wait_for(worker.run(until_idle_s=0.3), timeout=10)
 
 
+async def eventually(condition, failure: str, timeout_s: float = 5) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, failure
+        await asyncio.sleep(0.02)
+
+
 async def test_messages_are_gathered_into_batches_and_acked_after_the_write():
     messages = bodies(10)
     store, encoder = FlakyStore(failures=0), FakeEncoder()
@@ -151,28 +159,22 @@ async def test_messages_are_held_unacked_while_the_database_is_down():
     await asyncio.sleep(0.5)
     assert [m.outcome for m in messages] == [None, None] and store.dead == []
     store.down = 0  # the database is back
-    deadline = asyncio.get_running_loop().time() + 5
-    while {m.outcome for m in messages} != {"ack"}:
-        assert asyncio.get_running_loop().time() < deadline, f"not acked after the database returned: {messages}"
-        await asyncio.sleep(0.02)
+    await eventually(lambda: {m.outcome for m in messages} == {"ack"}, f"not acked after the database returned: {messages}")
     worker.stop()
     await asyncio.wait_for(task, timeout=5)
 
 
-async def test_an_outage_longer_than_the_hold_hands_messages_back_once_and_pauses():
-    messages = bodies(3)
+@pytest.mark.parametrize("count", [3, 8])  # one batch in hand; two: one failing to write, the next encoded
+async def test_an_outage_longer_than_the_hold_hands_messages_back_once_and_pauses(count):
+    messages = bodies(count)
     store = FlakyStore(down=10**9)
     queue = FakeQueue(messages)
     worker = Worker(settings(outage_hold_s=0.1), queue, store, FakeEncoder(), WorkerMetrics())
     task = asyncio.create_task(worker.run())
-    await asyncio.sleep(0.6)
-    assert queue.cancels == 1 and queue.consumes == 1, "the consumer was not paused"
-    assert {m.outcome for m in messages} == {"requeue"}
+    await eventually(lambda: queue.cancels == 1, "the consumer was not paused")
+    assert queue.consumes == 1 and [m.outcome for m in messages] == ["requeue"] * count
     store.down = 0
-    deadline = asyncio.get_running_loop().time() + 5
-    while {m.outcome for m in messages} != {"ack"}:
-        assert asyncio.get_running_loop().time() < deadline, f"not consumed again after the outage: {messages}"
-        await asyncio.sleep(0.02)
+    await eventually(lambda: {m.outcome for m in messages} == {"ack"}, f"not consumed again after the outage: {messages}")
     assert queue.consumes == 2 and store.dead == []
     worker.stop()
     await asyncio.wait_for(task, timeout=5)
@@ -187,3 +189,67 @@ async def test_stop_finishes_the_batch_in_hand():
     worker.stop()
     await asyncio.wait_for(task, timeout=5)
     assert {m.outcome for m in messages} == {"ack"}
+
+
+class GatedStore(FlakyStore):
+    """Holds every write until `opened` is set."""
+
+    def __init__(self):
+        super().__init__()
+        self.opened = asyncio.Event()
+
+    async def apply(self, messages, vectors, models):
+        await self.opened.wait()
+        await super().apply(messages, vectors, models)
+
+
+class WatchedEncoder(FakeEncoder):
+    """Calls `on_call(number of the call)` at each encode."""
+
+    def __init__(self, on_call):
+        super().__init__()
+        self.on_call = on_call
+
+    async def encode(self, model, texts):
+        matrix = await super().encode(model, texts)
+        self.on_call(len(self.calls))
+        return matrix
+
+
+async def test_the_next_batch_is_encoded_while_one_is_written_and_each_is_acked_after_its_own_write():
+    messages = bodies(8)
+    store = GatedStore()
+    seen_at_second_encode = []
+
+    def on_call(n):
+        if n == 2:  # the first batch's write is still held: nothing may be acked yet
+            seen_at_second_encode.extend(m.outcome for m in messages)
+            store.opened.set()
+
+    await run(Worker(settings(), FakeQueue(messages), store, WatchedEncoder(on_call), WorkerMetrics()))
+    assert seen_at_second_encode == [None] * 8
+    assert store.batches == [4, 4] and {m.outcome for m in messages} == {"ack"}
+
+
+async def test_a_failed_write_is_retried_while_the_next_batch_waits_then_both_are_written():
+    messages = bodies(8)
+    store, metrics = FlakyStore(failures=1), WorkerMetrics()
+    await run(Worker(settings(), FakeQueue(messages), store, FakeEncoder(), metrics))
+    assert store.batches == [4, 4] and store.dead == []
+    assert {m.outcome for m in messages} == {"ack"}
+    assert metrics.retried._value.get() == 4  # the first batch, once
+
+
+async def test_stop_finishes_both_batches_in_hand_and_returns_the_rest():
+    messages = bodies(12)
+    store = FlakyStore()
+    worker = None
+
+    def on_call(n):
+        if n == 2:  # SIGTERM while the second batch is encoded, the first written
+            worker.stop()
+
+    worker = Worker(settings(), FakeQueue(messages), store, WatchedEncoder(on_call), WorkerMetrics())
+    await asyncio.wait_for(worker.run(), timeout=5)
+    assert store.batches == [4, 4]
+    assert [m.outcome for m in messages] == ["ack"] * 8 + ["requeue"] * 4
