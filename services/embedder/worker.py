@@ -187,7 +187,6 @@ class Worker:
     async def _handle(self, parsed: Parsed, failure: Exception | None = None) -> None:
         """Write the batch, retrying until it is written or dead-lettered; `failure`: what the first
         attempt (made ahead, in _take or _write) raised, None to start afresh."""
-        incoming = [pair[0] for pair in parsed]
         messages = [pair[1] for pair in parsed]
         attempt = 0
         while True:
