@@ -171,6 +171,8 @@ def run(args: argparse.Namespace, report: Report) -> dict:
     pipeline = end_to_end(texts, chosen, counts, args.embed_runs, report, catalogue)
     imported = pipeline.pop("import", None)
     default = pipeline[args.embed_default_workers]
+    report.note("Load average after the run: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+                + " (every process of the machine shares its cores: see the ratio's note in README).")
     return {"backend": chosen, "raw_texts_per_s": round(default["raw"], 1),
             "torch_texts_per_s": backends["torch"]["texts_per_s"],
             "onnx_fp32_texts_per_s": backends["onnx-fp32"]["texts_per_s"],
