@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from shared.settings import default_embedder_workers
 from tools.demo import load_demo
 
 # Runs in the api container: keys saved earlier come on stdin, the valid ones (or new ones) and
@@ -52,7 +53,7 @@ def keys_file(env: dict) -> Path:
 
 
 def up() -> int:
-    env = {**os.environ, "MODE": os.environ.get("MODE", "demo")}
+    env = {"EMBEDDER_WORKERS": str(default_embedder_workers()), **os.environ, "MODE": os.environ.get("MODE", "demo")}
     saved_file = keys_file(env)
     saved = json.loads(saved_file.read_text()) if saved_file.exists() else {}
     if env["MODE"] == "demo" and saved.get("read"):

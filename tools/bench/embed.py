@@ -24,7 +24,7 @@ import numpy as np
 
 from services.embedder.backends import BACKENDS
 from services.embedder.encoder import DEFAULT_BACKEND, Encoder, available_cores
-from shared.settings import Settings
+from shared.settings import Settings, default_embedder_workers
 from tools.bench.pipeline import Pipeline
 from tools.bench.results import Report, median
 
@@ -43,7 +43,8 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
                        help="texts per run of the backend comparison (torch is slow)")
     group.add_argument("--embed-runs", type=int, default=3, help="runs per figure (the median counts)")
     group.add_argument("--embed-workers", default="1,2,4", help="worker counts of the end-to-end runs")
-    group.add_argument("--embed-default-workers", type=int, default=int(os.environ.get("EMBEDDER_WORKERS", "2")),
+    group.add_argument("--embed-default-workers", type=int,
+                       default=int(os.environ.get("EMBEDDER_WORKERS", default_embedder_workers())),
                        help="the worker count whose end-to-end figure goes to bench.json")
     group.add_argument("--embed-import", action=argparse.BooleanOptionalAction, default=True,
                        help="time the import of every text of --embed-data at the default worker count")
