@@ -11,8 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Embedder workers a machine runs by default, per core, each encoding on one thread (ENCODE_THREADS 0:
 # cores // workers, at least 1). make bench PART=embed on 2 cores: 4 workers kept 0.92 of the raw
-# encoder end to end in two runs, 2 workers 0.74-0.84: while one worker writes to the database or
-# waits for the broker, another encodes on its core.
+# encoder end to end in each of three runs, 2 workers 0.74, 0.84 and 1.12 (steadier with more: while
+# one worker writes to the database or waits for the broker, another encodes on its core).
 WORKERS_PER_CORE = 2
 
 
