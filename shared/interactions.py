@@ -22,6 +22,7 @@ to [0, 1].
 """
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime
 from typing import NamedTuple
 
@@ -88,6 +89,11 @@ class ProductWeights:
     weights: np.ndarray  # float64, aligned with product_ids
 
     def as_dict(self) -> dict[str, float]:
+        """Product id -> weight (built once: a request reads it in several places; do not modify)."""
+        return self._by_id
+
+    @cached_property
+    def _by_id(self) -> dict[str, float]:
         return dict(zip(self.product_ids, self.weights.tolist()))
 
     def latest(self, count: int) -> list[str]:
