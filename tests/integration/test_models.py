@@ -43,7 +43,7 @@ async def test_the_switch_waits_for_every_live_product_then_flips_in_one_step(po
 
 async def test_a_stale_vector_does_not_count_and_deleted_products_need_none(pool, unique):
     tenant = f"stale-{unique}"
-    ids = await tenant_with_products(pool, tenant, 2)
+    await tenant_with_products(pool, tenant, 2)
     async with pool.acquire() as conn:
         await catalog.store_vector(conn, tenant, "p0", NEW, "an older text", np.ones(8, dtype=np.float32))
         await catalog.tombstone_product(conn, tenant, "p1", 2)
