@@ -1,9 +1,9 @@
 """The collaborative model as the trainer stores it and the api applies it.
 
 Two neighbour tables over one product vocabulary: `similar` (people who liked i also liked j) and
-`next` (what people went on to after i). The trainer keeps each product's WIDTH strongest
-neighbours and stores the whole model as one row of packed arrays per tenant
-(`collaborative_models`, migration 0008). An api process loads that row once per training run and
+`next` (what people went on to after i), and each product's popularity. The trainer keeps each
+product's WIDTH strongest neighbours and stores the whole model as one row of packed arrays per
+tenant (`collaborative_models`, migrations 0008 and 0009). An api process loads that row once per training run and
 keeps it in memory (`services.api.neighbours`), so a request reads its history's neighbour rows
 with numpy instead of fetching and decoding thousands of (id, weight) pairs.
 """
@@ -69,16 +69,24 @@ class CollaborativeModel:
     run_id: int  # the training run that stored it
     product_ids: np.ndarray  # object: code -> product id
     tables: dict[str, Packed]
+    popularity: np.ndarray  # float32 per code, in [0, 1] (shared.interactions.popularity); 0: none
     code_of: dict[str, int] = field(init=False, repr=False, compare=False)
+    popular: np.ndarray = field(init=False, repr=False, compare=False)  # codes scoring > 0, most popular first
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "code_of", {pid: code for code, pid in enumerate(self.product_ids.tolist())})
+        scored = np.flatnonzero(self.popularity > 0)
+        order = np.lexsort((self.product_ids[scored].astype(str), -self.popularity[scored]))  # ties by id
+        object.__setattr__(self, "popular", scored[order])
 
     @classmethod
-    def of_pairs(cls, run_id: int, tables: dict[str, dict[str, list[tuple[str, float]]]]) -> "CollaborativeModel":
-        """From `{kind: {product id: [(neighbour id, weight), ...]}}`, strongest first (tests, small data)."""
+    def of_pairs(cls, run_id: int, tables: dict[str, dict[str, list[tuple[str, float]]]],
+                 popularity: dict[str, float] | None = None) -> "CollaborativeModel":
+        """From `{kind: {product id: [(neighbour id, weight), ...]}}`, strongest first, and
+        `{product id: popularity}` (tests, small data)."""
+        popularity = popularity or {}
         names = sorted({pid for rows in tables.values() for pid, pairs in rows.items()}
-                       | {n for rows in tables.values() for pairs in rows.values() for n, _ in pairs})
+                       | {n for rows in tables.values() for pairs in rows.values() for n, _ in pairs} | set(popularity))
         code = {pid: i for i, pid in enumerate(names)}
         packed = {}
         for kind in KINDS:
@@ -87,7 +95,23 @@ class CollaborativeModel:
                 table.index[code[pid], :len(pairs)] = [code[n] for n, _ in pairs]
                 table.weight[code[pid], :len(pairs)] = [w for _, w in pairs]
             packed[kind] = Packed.of(table)
-        return cls(run_id, np.array(names, dtype=object), packed)
+        return cls(run_id, np.array(names, dtype=object), packed,
+                   np.array([popularity.get(pid, 0.0) for pid in names], dtype=np.float32))
+
+    def popularity_of(self, product_ids) -> dict[str, float]:
+        """Popularity of each of `product_ids` (0 for a product the model does not know)."""
+        return {pid: float(self.popularity[code]) if (code := self.code_of.get(pid)) is not None else 0.0
+                for pid in product_ids}
+
+    def most_popular(self, count: int, excluded: set[str]) -> dict[str, float]:
+        """The `count` most popular products not in `excluded`, most popular first, with their popularity."""
+        found: dict[str, float] = {}
+        for code in self.popular.tolist():
+            if len(found) == count:
+                break
+            if (pid := self.product_ids[code]) not in excluded:
+                found[pid] = float(self.popularity[code])
+        return found
 
     def rows(self, kind: str, product_ids: list[str]) -> NeighbourRows:
         """The rows of `product_ids` (those that have one), in that order."""
@@ -112,12 +136,12 @@ class CollaborativeModel:
 
 SAVE = """
 INSERT INTO collaborative_models (tenant_id, run_id, product_ids, width, similar_rows, similar_neighbours,
-                                  similar_weights, next_rows, next_neighbours, next_weights)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                  similar_weights, next_rows, next_neighbours, next_weights, popularity)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (tenant_id) DO UPDATE SET run_id = EXCLUDED.run_id, product_ids = EXCLUDED.product_ids,
     width = EXCLUDED.width, similar_rows = EXCLUDED.similar_rows, similar_neighbours = EXCLUDED.similar_neighbours,
     similar_weights = EXCLUDED.similar_weights, next_rows = EXCLUDED.next_rows,
-    next_neighbours = EXCLUDED.next_neighbours, next_weights = EXCLUDED.next_weights
+    next_neighbours = EXCLUDED.next_neighbours, next_weights = EXCLUDED.next_weights, popularity = EXCLUDED.popularity
 """
 
 
@@ -135,7 +159,8 @@ async def save(conn: asyncpg.Connection, tenant_id: str, model: CollaborativeMod
         weights = np.zeros((len(table.rows), width), dtype=np.float32)
         neighbours[:, :table.neighbours.shape[1]], weights[:, :table.weights.shape[1]] = table.neighbours, table.weights
         parts += [_bytes(table.rows, "<i4"), _bytes(neighbours, "<i4"), _bytes(weights, "<f4")]
-    await conn.execute(SAVE, tenant_id, model.run_id, model.product_ids.tolist(), width, *parts)
+    await conn.execute(SAVE, tenant_id, model.run_id, model.product_ids.tolist(), width, *parts,
+                       _bytes(model.popularity, "<f4"))
 
 
 async def load(conn: asyncpg.Connection, tenant_id: str) -> CollaborativeModel | None:
@@ -148,4 +173,5 @@ async def load(conn: asyncpg.Connection, tenant_id: str) -> CollaborativeModel |
                            np.frombuffer(row[f"{kind}_neighbours"], dtype="<i4").reshape(-1, width),
                            np.frombuffer(row[f"{kind}_weights"], dtype="<f4").reshape(-1, width))
               for kind in KINDS}
-    return CollaborativeModel(row["run_id"], np.array(row["product_ids"], dtype=object), tables)
+    return CollaborativeModel(row["run_id"], np.array(row["product_ids"], dtype=object), tables,
+                              np.frombuffer(row["popularity"], dtype="<f4"))

@@ -8,7 +8,7 @@ page 2 neither repeats nor skips page 1 while the data stays the same.
 `plan` (what to fetch for the history), `queries` (the nearest-neighbour queries), `rank`.
 """
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -115,16 +115,18 @@ def content_ranking(strategy: str, q: Queries, weights: dict[str, float], histor
 
 
 def rank(request: Request, weights: ProductWeights, history_vectors: dict[str, np.ndarray], q: Queries,
-         collaborative: list[Candidate], found: Found, excluded: set[str]) -> list[Candidate]:
-    """The strategy's ranking (at most `depth`), before the popularity continuation; MMR if asked."""
+         collaborative: list[Candidate], found: Found, popularity: dict[str, float],
+         excluded: set[str]) -> list[Candidate]:
+    """The strategy's ranking (at most `depth`), before the popularity continuation; MMR if asked.
+    `popularity`: of the candidates in `found` (the most popular included), for the hybrid."""
     weight_of = weights.as_dict()
     content = content_ranking(request.strategy, q, weight_of, history_vectors, found, request.depth) \
         if request.strategy in USES_CONTENT else []
     if request.strategy in USES_COLLABORATIVE:
         # the content ranking already obeys the filters and exclusions; the rest was checked in `found`
         failed = {c.product_id for c in collaborative} - found.allowed
-        popularity = found.popularity if request.strategy == "hybrid" else {}
-        ranked = hybrid.blend(collaborative, content, popularity, excluded | failed, request.depth, request.tuning)
+        ranked = hybrid.blend(collaborative, content, popularity if request.strategy == "hybrid" else {},
+                              excluded | failed, request.depth, request.tuning)
     else:
         ranked = content
     if request.diversity > 0 and ranked:
@@ -149,29 +151,54 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
     wanted = plan(request.strategy, weights)
     history_vectors = await store.vectors(request.tenant_id, request.model, wanted.vector_ids)  # round trip 2
     q = queries(request.strategy, weight_of, history_vectors, request.depth)
-    collaborative = []
+    collaborative, model = [], None
     if request.strategy in USES_COLLABORATIVE:  # the model is in memory (loaded once per training run)
         model = await store.collaborative(request.tenant_id, start.run)
         if model is not None:
             collaborative = hybrid.collaborative(weights, model.rows("similar", wanted.similar_ids),
                                                  model.rows("next", wanted.next_ids), request.tuning.next_weight)
     popular = hybrid.POPULAR_CANDIDATES if request.strategy == "hybrid" and request.tuning.blend.popularity > 0 else 0
-    found = Found([], set(), [], {}, {})
-    if q.vectors or collaborative or popular:  # round trip 3
-        found = await store.candidates(request.tenant_id, request.model, q.vectors, q.counts,
-                                       sorted(excluded), request.filters, [c.product_id for c in collaborative],
-                                       request.diversity > 0, popular, request.dimension)
-    ranked = rank(request, weights, history_vectors, q, collaborative, found, excluded)
+    # Without a genre or year filter, the collaborative candidates and the most popular products need
+    # no query: exclusions are known here, and a product deleted since the model was trained is
+    # dropped when the page finds no row for it. MMR needs the collaborative candidates' vectors.
+    filtered = any(value is not None for value in (request.filters.genre, request.filters.year_from,
+                                                   request.filters.year_to))
+    check = [c.product_id for c in collaborative] if filtered or request.diversity > 0 else []
+    found = Found([], set(), [], {})
+    if q.vectors or check or (popular and filtered):  # round trip 3
+        found = await store.candidates(request.tenant_id, request.model, q.vectors, q.counts, sorted(excluded),
+                                       request.filters, check, request.diversity > 0, popular if filtered else 0,
+                                       request.dimension)
+    if not check:
+        found = replace(found, allowed={c.product_id for c in collaborative})
+    if model is not None and not filtered:
+        found = replace(found, popular=list(model.most_popular(popular, excluded)))
+    shown = {pid for nearest in found.nearest for pid in nearest} | found.allowed | set(found.popular)
+    popularity = model.popularity_of(shown) if model is not None else {}
+    ranked = rank(request, weights, history_vectors, q, collaborative, found, popularity, excluded)
+    rows, filler = await _page(store, request, ranked, excluded, start.live_popularity)  # round trip 4
+    end = request.offset + request.limit
+    if any(c.product_id not in rows for c in ranked[:end]):  # deleted since the model was trained
+        ranked = [c for c in ranked[:end] if c.product_id in rows] + ranked[end:]
+        rows, filler = await _page(store, request, ranked, excluded, start.live_popularity)
     page = ranked[request.offset: request.offset + request.limit]
     need = request.limit - len(page)
     because = sorted({c.because for c in page if c.because})
-    reaches_end = request.offset + request.limit >= len(ranked)  # then the continuation decides `more`
-    continuation = need + 1 if reaches_end else 0  # popular products after the ranked ones, if any
-    rows, filler = await store.page(  # round trip 4
-        request.tenant_id, request.model, [c.product_id for c in page] + because,
-        sorted(excluded | {c.product_id for c in ranked}) if continuation else [], request.filters,
-        max(0, request.offset - len(ranked)), continuation, start.live_popularity if continuation else {})
     more = len(ranked) > request.offset + request.limit or len(filler) > need
     page += [Candidate(pid, score, POPULAR) for pid, score in filler[:need]]
     return Page([(c, rows[c.product_id]) for c in page if c.product_id in rows],
                 {pid: rows[pid] for pid in because if pid in rows}, more)
+
+
+async def _page(store: Store, request: Request, ranked: list[Candidate], excluded: set[str],
+                live: dict[str, float]) -> tuple[dict, list[tuple[str, float]]]:
+    """The rows of the ranked products up to the page's end (and of the products the page's reasons
+    name), and the popularity continuation when the page reaches past the ranked part."""
+    end = request.offset + request.limit
+    need = request.limit - len(ranked[request.offset:end])
+    because = sorted({c.because for c in ranked[request.offset:end] if c.because})
+    continuation = need + 1 if end >= len(ranked) else 0  # one more than needed: it decides `more`
+    return await store.page(
+        request.tenant_id, request.model, [c.product_id for c in ranked[:end]] + because,
+        sorted(excluded | {c.product_id for c in ranked}) if continuation else [], request.filters,
+        max(0, request.offset - len(ranked)), continuation, live if continuation else {})

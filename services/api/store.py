@@ -5,15 +5,17 @@ A personal recommendation takes at most four round trips (README, "Round trips")
                    tenant's stored collaborative model, whether the tenant has a trained popularity
                    table and, only if not, the tenant's newest interactions for live popularity;
   2. `vectors`     the vectors of the heaviest history products;
-  3. `candidates`  the nearest live products of each interest from the HNSW index (with their
-                   vectors, kept for MMR), whether the collaborative candidates pass the filters, the
-                   most popular products, all with their trained popularity;
-  4. `page`        the page's products (and the products its reasons name), with the popularity
+  3. `candidates`  the nearest live products of each interest from the HNSW index, with their
+                   vectors; with a genre or year filter (or MMR) also which collaborative candidates
+                   pass it (and their vectors) and the most popular products that do;
+  4. `page`        the ranked products (and the products their reasons name), with the popularity
                    continuation after the ranked part when the page reaches it.
 Plus one more, only when a filter is so selective that the index scan stops early: the same
-nearest-neighbour query, exactly. The collaborative model's neighbour rows come from memory
-(`services.api.neighbours`: loaded once per training run per process, not per request). The
-filters (deleted, exclusions, genre, years) are written once, in `_filter`.
+nearest-neighbour query, exactly; and one when a ranked product was deleted since the last
+training run and the page must be asked again without it. The collaborative model (neighbour
+rows and popularity) comes from memory (`services.api.neighbours`: loaded once per training run
+per process, not per request). The filters (deleted, exclusions, genre, years) are written once,
+in `_filter`. Vectors travel as pgvector's binary form (`vector_send`), decoded by numpy at once.
 """
 from dataclasses import dataclass
 
@@ -54,9 +56,6 @@ def _popularity(live_ids: int, alias: str = "p") -> str:
 
 
 SCORE = "coalesce(s.score, l.score, 0)::float8"
-# One product's trained popularity by primary key (a join here made the planner hash the whole table).
-POPULARITY_OF = ("coalesce((SELECT s.score FROM product_popularity s WHERE s.tenant_id = $1 AND s.product_id = {id}),"
-                 " 0)::float8")
 
 # $1 tenant, $2 user (NULL: none), $3 events, $4 live-popularity events
 HISTORY = """
@@ -75,16 +74,16 @@ SELECT (SELECT trained FROM t) AS trained,
 """
 
 # $1 tenant, $2 model, $3 product ids
-VECTORS = "SELECT product_id, embedding FROM product_vectors WHERE tenant_id = $1 AND model = $2 AND product_id = ANY($3::text[])"
+VECTORS = ("SELECT product_id, vector_send(embedding) AS embedding FROM product_vectors"
+           " WHERE tenant_id = $1 AND model = $2 AND product_id = ANY($3::text[])")
 
 # $1 tenant, $2 model, $3 query vectors, $4 how many per query, $5-$8 filters, $9 collaborative ids, $10 their
 # vectors too, $11 how many popular. Rows: ord > 0 nearest to query ord, 0 collaborative, -1 popular.
-# Popularity here is the trained table's only: before a tenant's first training the blend goes
-# without it. The nearest-neighbour scan reads the vectors alone: a deleted product has none
-# (shared.catalog drops them), and the products row is consulted only when a genre or year filter
-# is set (with a custom plan per call the planner drops the test when they are all NULL).
+# The nearest-neighbour scan reads the vectors alone: a deleted product has none (shared.catalog
+# drops them), and the products row is consulted only when a genre or year filter is set (with a
+# custom plan per call the planner drops the test when they are all NULL).
 CANDIDATES = f"""
-SELECT a.ord::int AS ord, c.product_id, c.embedding, {POPULARITY_OF.format(id="c.product_id")} AS popularity
+SELECT a.ord::int AS ord, c.product_id, vector_send(c.embedding) AS embedding
 FROM unnest($3::vector[]) WITH ORDINALITY AS a(query, ord)
 CROSS JOIN LATERAL (
     SELECT v.product_id, v.embedding
@@ -96,12 +95,12 @@ CROSS JOIN LATERAL (
     LIMIT $4
 ) c
 UNION ALL
-SELECT 0, p.id, CASE WHEN $10 THEN v.embedding END, {POPULARITY_OF.format(id="p.id")}
+SELECT 0, p.id, CASE WHEN $10 THEN vector_send(v.embedding) END
 FROM products p LEFT JOIN product_vectors v ON $10 AND v.tenant_id = p.tenant_id AND v.product_id = p.id
      AND v.model = $2
 WHERE p.tenant_id = $1 AND p.id = ANY($9::text[]) AND {_filter(5)}
 UNION ALL
-(SELECT -1, p.id, NULL::vector, s.score::float8 FROM product_popularity s
+(SELECT -1, p.id, NULL::bytea FROM product_popularity s
  JOIN products p ON p.tenant_id = s.tenant_id AND p.id = s.product_id
  WHERE s.tenant_id = $1 AND {_filter(5)} ORDER BY s.score DESC, p.id LIMIT $11)
 """
@@ -128,9 +127,13 @@ SELECT {PRODUCT_COLUMNS}, f.score, f.position FROM filler f JOIN products p ON p
 """
 
 
-def as_array(value: object) -> np.ndarray:
-    """A stored embedding as a float32 array, whichever type the codec returns."""
-    return np.asarray(value.to_numpy() if isinstance(value, Vector) else value, dtype=np.float32)
+def vectors_of(sent: list[bytes]) -> np.ndarray:
+    """Vectors in pgvector's binary form (`vector_send`: int16 dimension, int16 unused, float4s, all
+    big-endian), all of one dimension, as one float32 matrix."""
+    if not sent:
+        return np.zeros((0, 0), dtype=np.float32)
+    words = np.frombuffer(b"".join(sent), dtype=">f4").reshape(len(sent), -1)
+    return words[:, 1:].astype(np.float32)
 
 
 def _columns(row: asyncpg.Record, prefix: str) -> History:
@@ -164,16 +167,15 @@ async def vectors(conn: asyncpg.Connection, tenant_id: str, model: str, product_
     """Round trip 2 (none when the strategy needs no history vectors)."""
     if not product_ids:
         return {}
-    return {row["product_id"]: as_array(row["embedding"])
-            for row in await conn.fetch(VECTORS, tenant_id, model, product_ids)}
+    rows = await conn.fetch(VECTORS, tenant_id, model, product_ids)
+    return dict(zip([row["product_id"] for row in rows], vectors_of([row["embedding"] for row in rows])))
 
 
 @dataclass(frozen=True)
 class Found:
     nearest: list[list[str]]  # per query, nearest first
     allowed: set[str]  # collaborative candidates that pass the filters
-    popular: list[str]  # most popular passing the filters, most popular first
-    popularity: dict[str, float]  # of every product above
+    popular: list[str]  # most popular passing the filters, most popular first (when asked)
     vectors: dict[str, np.ndarray]  # of the nearest (and the collaborative ones when asked)
 
 
@@ -185,7 +187,7 @@ async def candidates(conn: asyncpg.Connection, tenant_id: str, model: str, queri
     args = [tenant_id, model, [Vector(q) for q in queries], max(counts, default=0), excluded, filters.genre,
             filters.year_from, filters.year_to, collaborative, with_vectors, popular]
     rows = await conn.fetch(CANDIDATES.format(order=indexed_order(dimension)), *args)
-    found = Found([[] for _ in queries], set(), [], {}, {})
+    found = Found([[] for _ in queries], set(), [], {})
     _collect(found, rows, list(range(len(queries))))
     short = [i for i, ids in enumerate(found.nearest) if len(ids) < counts[i]]
     if short:  # the index scan stopped early (selective filters, small catalogue): ask exactly
@@ -208,11 +210,11 @@ async def explain_nearest(conn: asyncpg.Connection, tenant_id: str, model: str, 
 
 
 def _collect(found: Found, rows: list[asyncpg.Record], query_of: list[int]) -> None:
+    with_vectors = [row for row in rows if row["embedding"] is not None]
+    found.vectors.update(zip([row["product_id"] for row in with_vectors],
+                             vectors_of([row["embedding"] for row in with_vectors])))
     for row in rows:
         pid, ord_ = row["product_id"], row["ord"]
-        found.popularity[pid] = row["popularity"]
-        if row["embedding"] is not None:
-            found.vectors[pid] = as_array(row["embedding"])
         if ord_ > 0:
             found.nearest[query_of[ord_ - 1]].append(pid)
         elif ord_ == 0:

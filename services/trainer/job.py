@@ -2,8 +2,9 @@
 
 Interactions stream by binary COPY into numpy arrays (services.trainer.load); the tables are built
 from those arrays, so memory grows with the number of interactions and products, never with
-products squared. The model is stored as one row of packed arrays (shared.neighbours) and
-popularity by COPY, replacing the old ones in one transaction with the run's record: requests see
+products squared. The model, each product's popularity included, is stored as one row of packed
+arrays (shared.neighbours), and popularity also by COPY into product_popularity (the order of the
+popularity continuation), replacing the old ones in one transaction with the run's record: requests see
 either the previous model or the new one, never a mix.
 """
 import asyncio
@@ -58,9 +59,11 @@ def build(data: Interactions, neighbour_config: NeighbourConfig = NeighbourConfi
 
 async def write(conn: asyncpg.Connection, tenant_id: str, run_id: int, model: Model, product_ids: list[str]) -> None:
     """Replace the tenant's model and popularity, in the caller's transaction."""
+    scores = np.zeros(len(product_ids), dtype=np.float32)
+    scores[list(model.popularity)] = list(model.popularity.values())
     await neighbours.save(conn, tenant_id, CollaborativeModel(
         run_id, np.array(product_ids, dtype=object),
-        {"similar": Packed.of(model.similar), "next": Packed.of(model.following)}))
+        {"similar": Packed.of(model.similar), "next": Packed.of(model.following)}, scores))
     await conn.execute("DELETE FROM product_popularity WHERE tenant_id = $1", tenant_id)
     await conn.copy_records_to_table("product_popularity", columns=["tenant_id", "product_id", "score"], records=(
         (tenant_id, product_ids[code], score) for code, score in model.popularity.items()))

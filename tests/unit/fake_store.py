@@ -22,10 +22,12 @@ class FakeStore:
         self.histories = histories or {}
         self.tables = {"similar": similar or {}, "next": following or {}}
         self.popularity = popularity or {}
+        self.deleted: set[str] = set()  # deleted after the model was trained: still in it
         self.calls: list[str] = []
 
     def _passes(self, pid: str, excluded, filters: Filters) -> bool:
-        return pid not in set(excluded) and (filters.genre is None or filters.genre in self.genres.get(pid, []))
+        return (pid not in set(excluded) and pid not in self.deleted
+                and (filters.genre is None or filters.genre in self.genres.get(pid, [])))
 
     async def history(self, tenant_id, user_id, max_events=5000) -> Start:
         self.calls.append("history")
@@ -38,7 +40,7 @@ class FakeStore:
 
     async def collaborative(self, tenant_id, run) -> CollaborativeModel | None:
         self.calls.append("collaborative")
-        return CollaborativeModel.of_pairs(run, self.tables) if run is not None else None
+        return CollaborativeModel.of_pairs(run, self.tables, self.popularity) if run is not None else None
 
     async def candidates(self, tenant_id, model, queries, counts, excluded, filters, collaborative, with_vectors,
                          popular, dimension=None) -> Found:
@@ -51,11 +53,10 @@ class FakeStore:
             nearest.append(sorted(eligible, key=lambda pid: (distance[pid], pid))[:count])
         allowed = {pid for pid in collaborative if pid in self.embeddings and self._passes(pid, excluded, filters)}
         top = sorted((pid for pid in self.popularity if pid in eligible), key=lambda pid: (-self.popularity[pid], pid))
-        shown = {pid for ids in nearest for pid in ids} | allowed | set(top[:popular])
         vectors = {pid: self.embeddings[pid] for ids in nearest for pid in ids}
         if with_vectors:
             vectors |= {pid: self.embeddings[pid] for pid in allowed}
-        return Found(nearest, allowed, top[:popular], {pid: self.popularity.get(pid, 0.0) for pid in shown}, vectors)
+        return Found(nearest, allowed, top[:popular], vectors)
 
     def row(self, pid: str) -> dict:
         return {"id": pid, "title": f"Title {pid}", "description": "", "genres": self.genres.get(pid, []),
@@ -67,4 +68,5 @@ class FakeStore:
         rest = sorted((pid for pid in self.embeddings if self._passes(pid, excluded, filters)),
                       key=lambda pid: (-self.popularity.get(pid, 0.0), pid))[offset:offset + count]
         filler = [(pid, self.popularity.get(pid, 0.0)) for pid in rest]
-        return {pid: self.row(pid) for pid in [*product_ids, *rest] if pid in self.embeddings}, filler
+        return {pid: self.row(pid) for pid in [*product_ids, *rest]
+                if pid in self.embeddings and pid not in self.deleted}, filler

@@ -40,6 +40,7 @@ class FakeConn:
     async def execute(self, query, tenant_id, run_id, product_ids, width, *arrays):
         assert query == SAVE
         names = [f"{kind}_{part}" for kind in neighbours.KINDS for part in ("rows", "neighbours", "weights")]
+        names.append("popularity")
         self.rows[tenant_id] = {"run_id": run_id, "product_ids": product_ids, "width": width, **dict(zip(names, arrays))}
 
     async def fetchrow(self, query, tenant_id):
@@ -49,14 +50,21 @@ class FakeConn:
 
 
 async def test_a_saved_model_loads_back_the_same():
-    conn, model = FakeConn(), CollaborativeModel.of_pairs(7, PAIRS)
+    conn, model = FakeConn(), CollaborativeModel.of_pairs(7, PAIRS, {"b": 1.0, "c": 0.25, "d": 0.5})
     await neighbours.save(conn, "t", model)
     loaded = await neighbours.load(conn, "t")
     assert loaded.run_id == 7 and loaded.product_ids.tolist() == model.product_ids.tolist()
     for kind, table in PAIRS.items():
         for pid, pairs in table.items():
             assert [(n, round(w, 4)) for n, w in loaded.neighbours(kind, pid)] == pairs
+    assert loaded.popularity_of(["d", "a", "unknown"]) == {"d": 0.5, "a": 0.0, "unknown": 0.0}
     assert await neighbours.load(conn, "never-trained") is None
+
+
+def test_the_most_popular_skip_the_excluded_and_break_ties_by_id():
+    model = CollaborativeModel.of_pairs(1, PAIRS, {"b": 1.0, "c": 0.5, "a": 0.5, "e": 0.0, "d": 0.75})
+    assert list(model.most_popular(3, set())) == ["b", "d", "a"]
+    assert model.most_popular(3, {"b", "a"}) == {"d": 0.75, "c": 0.5}  # only two others score above 0
 
 
 async def test_each_process_loads_a_tenants_model_once_per_training_run():

@@ -60,6 +60,16 @@ async def test_a_user_without_history_gets_popular_products():
     assert ids(alone) == ids(page) and "candidates" not in store.calls  # nothing to blend: the continuation
 
 
+async def test_a_product_deleted_since_training_is_dropped_and_the_page_still_fills():
+    store = catalogue()
+    store.deleted = {"s05", "p00"}  # the model still holds them: the page finds no row and asks again
+    page = await recommend(store, request(limit=10), "wyatt")
+    assert len(page.items) == 10 and not {"s05", "p00"} & set(ids(page))
+    assert store.calls == ["history", "vectors", "collaborative", "candidates", "page", "page"]
+    second = await recommend(store, request(limit=10, offset=10), "wyatt")
+    assert not set(ids(page)) & set(ids(second)) and not {"s05", "p00"} & set(ids(second))
+
+
 async def test_the_popular_strategy_is_the_continuation_alone():
     store = catalogue()
     page = await recommend(store, request("popular", limit=3), "wyatt")
