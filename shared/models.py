@@ -33,6 +33,14 @@ class TenantModels:
         return [self.active] + ([self.pending] if self.pending else [])
 
 
+# The HNSW graph (migration 0010). A graph built with ef_construction 128 instead of pgvector's 64
+# finds 0.985 of the exact 10 nearest at ef_search 40 at 100,000 products (0.934 with 64), so a
+# query searches 40 wide instead of 100: `make bench PART=gateway` measures both. Building takes
+# about 1.4 times as long.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 128
+
+
 def order_expression(column: str, dimension: int) -> str:
     """The expression the model's HNSW index is built on (`int` keeps the SQL text safe)."""
     return f"({column}::vector({int(dimension)}))"
@@ -58,7 +66,8 @@ async def ensure_index(conn: asyncpg.Connection, model: str, dimension: int, con
     if await conn.fetchval("SELECT to_regclass(embedding_index_name($1)) IS NOT NULL", model):
         return
     template = (f"CREATE INDEX {'CONCURRENTLY ' if concurrently else ''}IF NOT EXISTS %I ON product_vectors"
-                f" USING hnsw ({order_expression('embedding', dimension)} vector_cosine_ops) WHERE model = %L")
+                f" USING hnsw ({order_expression('embedding', dimension)} vector_cosine_ops)"
+                f" WITH (m = {HNSW_M}, ef_construction = {HNSW_EF_CONSTRUCTION}) WHERE model = %L")
     # format() on the server quotes the index name (%I) and the model (%L); the dimension is an int.
     statement = await conn.fetchval("SELECT format($1::text, embedding_index_name($2), $2::text)", template, model)
     await conn.execute(statement)

@@ -105,13 +105,10 @@ class CollaborativeModel:
 
     def most_popular(self, count: int, excluded: set[str]) -> dict[str, float]:
         """The `count` most popular products not in `excluded`, most popular first, with their popularity."""
-        found: dict[str, float] = {}
-        for code in self.popular.tolist():
-            if len(found) == count:
-                break
-            if (pid := self.product_ids[code]) not in excluded:
-                found[pid] = float(self.popularity[code])
-        return found
+        top = self.popular[:count + len(excluded)]  # the excluded can push at most this many out
+        found = {pid: score for pid, score in zip(self.product_ids[top].tolist(), self.popularity[top].tolist())
+                 if pid not in excluded}
+        return dict(list(found.items())[:count])
 
     def rows(self, kind: str, product_ids: list[str]) -> NeighbourRows:
         """The rows of `product_ids` (those that have one), in that order."""

@@ -58,9 +58,10 @@ def strongest_rows(row_weight: np.ndarray, row: np.ndarray, neighbour: np.ndarra
     if not len(codes):
         return strongest
     parts = np.asarray(row_weight, dtype=np.float64)[row] * weight
-    at = np.minimum(np.searchsorted(codes, neighbour), len(codes) - 1)
-    keep = (parts != 0) & (codes[at] == neighbour)
-    at, parts, rows = at[keep], parts[keep], row[keep]
+    wanted = np.zeros(max(int(neighbour.max(initial=0)), int(codes.max())) + 1, dtype=bool)
+    wanted[codes] = True  # a lookup table: only the pairs that reach `codes` are searched for
+    keep = wanted[neighbour] & (parts != 0)
+    at, parts, rows = np.searchsorted(codes, neighbour[keep]), parts[keep], row[keep]
     if len(at):
         order = np.lexsort((-parts, at))  # per product, the largest part first
         first = order[np.r_[True, at[order][1:] != at[order][:-1]]]
