@@ -105,9 +105,13 @@ class CollaborativeModel:
 
     def most_popular(self, count: int, excluded: set[str]) -> dict[str, float]:
         """The `count` most popular products not in `excluded`, most popular first, with their popularity."""
-        top = self.popular[:count + len(excluded)]  # the excluded can push at most this many out
-        found = {pid: score for pid, score in zip(self.product_ids[top].tolist(), self.popularity[top].tolist())
-                 if pid not in excluded}
+        found: dict[str, float] = {}
+        start, window = 0, count + 32
+        while len(found) < count and start < len(self.popular):  # the excluded push some out: look further
+            top = self.popular[start:start + window]
+            found |= {pid: score for pid, score in zip(self.product_ids[top].tolist(), self.popularity[top].tolist())
+                      if pid not in excluded}
+            start, window = start + window, window * 2
         return dict(list(found.items())[:count])
 
     def rows(self, kind: str, product_ids: list[str]) -> NeighbourRows:

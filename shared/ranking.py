@@ -31,6 +31,9 @@ class BlendWeights:
     popularity: float = 0.05  # make eval on the tuned users: 0.1 cost coverage, 0.05 helped a little (EVAL.md)
 
 
+DENSE_PER_PAIR = 16  # collaborative_scores sums into an array of every code up to this many per pair (else sorts)
+
+
 @dataclass(frozen=True)
 class Scores:
     """Collaborative scores of the products some history row reached."""
@@ -46,8 +49,12 @@ def collaborative_scores(row_weight: np.ndarray, row: np.ndarray, neighbour: np.
     is what fans of disliked products like."""
     parts = np.asarray(row_weight, dtype=np.float64)[row] * weight
     keep = parts != 0
-    ids, inverse = np.unique(neighbour[keep], return_inverse=True)
-    return Scores(ids, np.bincount(inverse, weights=parts[keep], minlength=len(ids)))
+    codes, parts = neighbour[keep], parts[keep]
+    if len(codes) and int(codes.max()) < DENSE_PER_PAIR * len(codes):  # summing into an array of every code is cheaper
+        reached = np.flatnonzero(np.bincount(codes))
+        return Scores(reached, np.bincount(codes, weights=parts)[reached])
+    ids, inverse = np.unique(codes, return_inverse=True)
+    return Scores(ids, np.bincount(inverse, weights=parts, minlength=len(ids)))
 
 
 def strongest_rows(row_weight: np.ndarray, row: np.ndarray, neighbour: np.ndarray, weight: np.ndarray,

@@ -48,15 +48,6 @@ def _filter(first: int, alias: str = "p") -> str:
             f" AND (${f}::int IS NULL OR {alias}.year >= ${f}) AND (${t}::int IS NULL OR {alias}.year <= ${t})")
 
 
-def _popularity(live_ids: int, alias: str = "p") -> str:
-    """Joins giving `coalesce(s.score, l.score, 0)`: the trained table, else the live scores $n, $n+1."""
-    return (f" LEFT JOIN product_popularity s ON s.tenant_id = {alias}.tenant_id AND s.product_id = {alias}.id"
-            f" LEFT JOIN unnest(${live_ids}::text[], ${live_ids + 1}::float8[]) AS l(product_id, score)"
-            f" ON l.product_id = {alias}.id")
-
-
-SCORE = "coalesce(s.score, l.score, 0)::float8"
-
 # $1 tenant, $2 user (NULL: none), $3 events, $4 live-popularity events
 HISTORY = """
 WITH t AS (SELECT EXISTS (SELECT 1 FROM product_popularity WHERE tenant_id = $1) AS trained),
@@ -113,12 +104,29 @@ def indexed_order(dimension: int | None) -> str:
     return f"{order_expression('v.embedding', dimension)} <=> a.query" if dimension else "v.embedding <=> a.query"
 
 # $1 tenant, $2 model, $3 product ids, $4-$7 filters of the continuation, $8 its offset, $9 its length, $10-$11 live
+# popularity (before the first training run). The continuation reads products in popularity order
+# from an index and stops at the page: the trained scores (product_popularity_rank_idx) or the live
+# ones, then, only when those run out, the products nobody has scored, by id.
 PAGE = f"""
-WITH filler AS (
-    SELECT p.id, {SCORE} AS score, row_number() OVER (ORDER BY {SCORE} DESC, p.id) AS position
-    FROM products p{_popularity(10)}
-    WHERE p.tenant_id = $1 AND {_filter(4)}
-    ORDER BY score DESC, p.id LIMIT $9 OFFSET $8
+WITH scored AS (
+    (SELECT p.id, s.score::float8 AS score FROM product_popularity s
+     JOIN products p ON p.tenant_id = s.tenant_id AND p.id = s.product_id
+     WHERE s.tenant_id = $1 AND {_filter(4)} ORDER BY s.score DESC, p.id LIMIT $8::bigint + $9::bigint)
+    UNION ALL
+    (SELECT p.id, l.score FROM unnest($10::text[], $11::float8[]) AS l(id, score)
+     JOIN products p ON p.tenant_id = $1 AND p.id = l.id
+     WHERE {_filter(4)} ORDER BY l.score DESC, p.id LIMIT $8::bigint + $9::bigint)
+), filler AS (
+    SELECT c.id, c.score, row_number() OVER (ORDER BY c.score DESC, c.id) AS position FROM (
+        SELECT id, score FROM scored
+        UNION ALL
+        (SELECT p.id, 0::float8 FROM products p
+         WHERE p.tenant_id = $1 AND {_filter(4)} AND (SELECT count(*) FROM scored) < $8::bigint + $9::bigint
+           AND NOT EXISTS (SELECT 1 FROM product_popularity s WHERE s.tenant_id = $1 AND s.product_id = p.id)
+           AND p.id NOT IN (SELECT unnest($10::text[]))
+         ORDER BY p.id LIMIT $8::bigint + $9::bigint)
+    ) c
+    ORDER BY c.score DESC, c.id LIMIT $9 OFFSET $8
 )
 SELECT {PRODUCT_COLUMNS}, NULL::float8 AS filler_score, NULL::bigint AS position FROM products p
 WHERE p.tenant_id = $1 AND p.id = ANY($3::text[]) AND NOT p.deleted

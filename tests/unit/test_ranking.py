@@ -50,3 +50,17 @@ def test_mmr_with_diversity_breaks_up_near_duplicates():
     vectors = {"a": np.array([1.0, 0.0]), "a2": np.array([2.0, 0.0]), "b": np.array([0.0, 1.0])}
     assert [c.product_id for c in mmr_rerank(ranked, vectors, 3, diversity=0.0)] == ["a", "a2", "b"]
     assert [c.product_id for c in mmr_rerank(ranked, vectors, 3, diversity=0.5)] == ["a", "b", "a2"]
+
+
+def test_collaborative_scores_are_the_same_summed_densely_or_sorted():
+    rng = np.random.default_rng(3)
+    row, weight = rng.integers(0, 40, 2_000), rng.random(2_000)
+    row_weight = rng.normal(size=40)
+    for top in (500, 10_000_000):  # codes few enough to sum into an array of them all; too many for that
+        neighbour = rng.integers(0, top, 2_000)
+        scores = collaborative_scores(row_weight, row, neighbour, weight)
+        expected = {}
+        for r, n, w in zip(row, neighbour, weight):
+            expected[int(n)] = expected.get(int(n), 0.0) + row_weight[r] * w
+        assert scores.ids.tolist() == sorted(expected)
+        assert np.allclose(scores.score, [expected[n] for n in sorted(expected)])

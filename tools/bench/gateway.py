@@ -7,8 +7,8 @@ and a trained collaborative model (`gateway_data.py`). Then, in one run:
   asyncpg (no HTTP, no ranking), one at a time and with 16 in flight; and the nearest-neighbour
   statement alone;
 - the api as `--api-processes` processes sharing one port (SO_REUSEPORT):
-  `GET /v1/users/{id}/recommendations` one at a time (all users, and the 2,000-item users alone)
-  and with 16 in flight, counting errors;
+  `GET /v1/users/{id}/recommendations` one at a time (all users, the 2,000-item users alone, and
+  users without history) and with 16 in flight, counting errors;
 - recall@10 of the served HNSW search against an exact scan.
 """
 import argparse
@@ -243,6 +243,10 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
                                                                args.limit, key)
         long = summary(long_latencies, long_wall)
         print(f"api, one at a time, {LONG_HISTORY:,}-item histories: {long}")
+        cold_latencies, cold_wall, cold_errors = await measure(api_url, [f"new-user-{i}" for i in range(100)], 200, 1,
+                                                               args.limit, key)
+        cold = summary(cold_latencies, cold_wall)
+        print(f"api, one at a time, users without history (the popularity continuation): {cold}")
         latencies, wall, errors = await measure(api_url, users, args.requests, 16, args.limit, key)
         many = summary(latencies, wall)
         print(f"api, 16 in flight: {many}")
@@ -256,7 +260,8 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
         "rps_1": one["rps"], "rps_16": many["rps"], "bare_rps_16": ceiling["bare_16"]["rps"],
         "ratio_16": round(many["rps"] / ceiling["bare_16"]["rps"], 3), "recall_at_10": round(recall, 4),
         "round_trips": max(trips), "round_trips_mean": round(float(np.mean(trips)), 2),
-        "errors": errors + long_errors + errors_one, "p50_ms_long_history": long["p50_ms"], "p50_ms_16": many["p50_ms"],
+        "errors": errors + long_errors + errors_one + cold_errors,
+        "p50_ms_no_history": cold["p50_ms"], "p99_ms_no_history": cold["p99_ms"], "p50_ms_long_history": long["p50_ms"], "p50_ms_16": many["p50_ms"],
         "p99_ms_16": many["p99_ms"], "bare_rps_1": ceiling["bare_1"]["rps"], "nearest_rps_1": ceiling["nearest_1"]["rps"],
         "nearest_rps_16": ceiling["nearest_16"]["rps"], "bare_p50_ms": ceiling["bare_1"]["p50_ms"],
         "users": len(users), "long_history_users": len(long_users), "api_processes": args.api_processes,
@@ -317,6 +322,10 @@ def run(args: argparse.Namespace, result: Report) -> dict:
                  ["products", "bare rps 1", "bare rps 16", "bare p50 ms", "nearest rps 1", "nearest rps 16"],
                  [[f["products"], f["bare_rps_1"], f["bare_rps_16"], f["bare_p50_ms"], f["nearest_rps_1"],
                    f["nearest_rps_16"]] for f in sizes])
+    result.table("One at a time: the 2,000-item users alone, and users without history (popular products)",
+                 ["products", "p50 ms, 2,000 items", "p99 ms, 2,000 items", "p50 ms, no history", "p99 ms, no history"],
+                 [[f["products"], f["p50_ms_long_history"], f["p99_ms_long_history"], f["p50_ms_no_history"],
+                   f["p99_ms_no_history"]] for f in sizes])
     growth = ["p50_ms", "p99_ms", "p99_ms_long_history", "rps_1", "rps_16", "bare_rps_16", "recall_at_10"]
     if len(sizes) > 1:
         result.table("How each figure grows: the value at this size divided by the value at the size before",
