@@ -132,9 +132,9 @@ class History:
             return ProductWeights([], np.zeros(0))
         # newest first; equal times keep the later position first
         order = np.lexsort((-np.arange(len(self)), -self.times_s))
-        ids = self.product_ids[order]
-        _, first = np.unique(ids, return_index=True)
-        latest = order[np.sort(first)]
+        ids = self.product_ids[order].tolist()
+        first = dict(zip(reversed(ids), range(len(ids) - 1, -1, -1)))  # id -> its first position (a dict: no string sort)
+        latest = order[np.sort(np.fromiter(first.values(), dtype=np.int64, count=len(first)))]
         values = preferences(self.types[latest], self.stars[latest])
         values *= decay(self.times_s[latest], float(self.times_s.max()), half_life_days)
         return ProductWeights(self.product_ids[latest].tolist(), values)

@@ -61,11 +61,19 @@ def _scaled(scores: ranking.Scores) -> ranking.Scores:
     return ranking.Scores(scores.ids, scores.score / top) if top > 0 else ranking.Scores(scores.ids[:0], scores.score[:0])
 
 
-def _spread(scores: ranking.Scores, ids: np.ndarray) -> np.ndarray:
-    """The scores on `ids` (ascending, a superset of scores.ids), 0 elsewhere."""
-    out = np.zeros(len(ids))
-    out[np.searchsorted(ids, scores.ids)] = scores.score
-    return out
+def _union(similar: ranking.Scores, following: ranking.Scores) -> tuple[np.ndarray, ...]:
+    """The codes either table reached (the similar ones first, in no overall order) with each
+    table's score on them (0 where it reached none) and whether it reached them. The `next` rows
+    are few (RECENT_ITEMS), so only their codes are searched for among the similar ones."""
+    at = np.minimum(np.searchsorted(similar.ids, following.ids), max(len(similar.ids) - 1, 0))
+    shared = similar.ids[at] == following.ids if len(similar.ids) else np.zeros(len(following.ids), dtype=bool)
+    n, extra = len(similar.ids), following.ids[~shared]
+    ids = np.concatenate([similar.ids, extra])
+    s_score, f_score = np.concatenate([similar.score, np.zeros(len(extra))]), np.zeros(len(ids))
+    f_touched = np.zeros(len(ids), dtype=bool)
+    f_score[at[shared]], f_touched[at[shared]] = following.score[shared], True
+    f_score[n:], f_touched[n:] = following.score[~shared], True
+    return ids, s_score, f_score, np.arange(len(ids)) < n, f_touched
 
 
 def collaborative(history: ProductWeights, similar_rows: NeighbourRows, next_rows: NeighbourRows, next_weight: float,
@@ -81,11 +89,11 @@ def collaborative(history: ProductWeights, similar_rows: NeighbourRows, next_row
               (next_rows, np.array([recency[rank_of[pid]] if pid in rank_of else 0.0 for pid in next_rows.row_ids]))]
     similar, following = (_scaled(ranking.collaborative_scores(w, rows.row, rows.neighbour, rows.weight))
                           for rows, w in tables)
-    ids = np.union1d(similar.ids, following.ids)
-    s_score, f_score = _spread(similar, ids), _spread(following, ids) * next_weight
-    s_touched, f_touched = np.isin(ids, similar.ids, assume_unique=True), np.isin(ids, following.ids, assume_unique=True)
+    ids, s_score, f_score, s_touched, f_touched = _union(similar, following)
+    f_score *= next_weight
     total = s_score + f_score
-    keep = np.sort(np.argpartition(-total, limit - 1)[:limit]) if len(ids) > limit else np.arange(len(ids))
+    keep = np.argpartition(-total, limit - 1)[:limit] if len(ids) > limit else np.arange(len(ids))
+    keep = keep[np.argsort(ids[keep])]  # ascending codes
     from_similar = s_touched[keep] & (~f_touched[keep] | (s_score[keep] >= f_score[keep]))
     s_row, f_row = (ranking.strongest_rows(w, rows.row, rows.neighbour, rows.weight, ids[keep]) for rows, w in tables)
     source = np.where(from_similar, SIMILAR, NEXT).tolist()
