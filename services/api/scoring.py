@@ -10,7 +10,7 @@ import numpy as np
 
 from shared.ranking import CONTENT, Candidate
 
-MAX_INTERESTS = 5
+MAX_INTERESTS = 3  # each is one HNSW scan per request; five scored no better on `make eval` (EVAL.md)
 MAX_CLUSTERED = 50  # the heaviest liked items are clustered; the rest join the nearest interest
 JOIN_SIMILARITY = 0.3  # groups of liked items this alike on average form one interest
 DISLIKE_PENALTY = 0.6
