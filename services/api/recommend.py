@@ -166,7 +166,7 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
     check = [c.product_id for c in collaborative] if filtered or request.diversity > 0 else []
     found = Found([], set(), [], {})
     if q.vectors or check or (popular and filtered):  # round trip 3
-        found = await store.candidates(request.tenant_id, request.model, q.vectors, q.counts, sorted(excluded),
+        found = await store.candidates(request.tenant_id, request.model, q.vectors, q.counts, excluded,
                                        request.filters, check, request.diversity > 0, popular if filtered else 0,
                                        request.dimension)
     if not check:
@@ -200,5 +200,5 @@ async def _page(store: Store, request: Request, ranked: list[Candidate], exclude
     continuation = need + 1 if end >= len(ranked) else 0  # one more than needed: it decides `more`
     return await store.page(
         request.tenant_id, request.model, [c.product_id for c in ranked[:end]] + because,
-        sorted(excluded | {c.product_id for c in ranked}) if continuation else [], request.filters,
+        excluded | {c.product_id for c in ranked} if continuation else set(), request.filters,
         max(0, request.offset - len(ranked)), continuation, live if continuation else {})

@@ -116,8 +116,8 @@ async def recall_at_10(url: str, ef_search: int, queries: list[np.ndarray]) -> f
             for query in queries:
                 found = []
                 for order in (indexed_order(DIM), EXACT_ORDER):
-                    rows = await conn.fetch(CANDIDATES.format(order=order), TENANT, MODEL, [query], 10, [], None,
-                                            None, None, [], False, 0)
+                    rows = await conn.fetch(CANDIDATES.format(order=order), TENANT, MODEL, [query], 10, "", None,
+                                            None, None, "", False, 0)
                     found.append({row["product_id"] for row in rows})
                 hits += len(found[0] & found[1])
     finally:
