@@ -81,12 +81,11 @@ SELECT (SELECT trained FROM t) AS trained,
 VECTORS = ("SELECT product_id, vector_send(embedding) AS embedding FROM product_vectors"
            f" WHERE tenant_id = $1 AND model = $2 AND product_id = ANY({ids(3)})")
 
-# $1 tenant, $2 model, $3 query vectors, $4 how many per query, $5-$8 filters, $9 collaborative ids, $10 their
-# vectors too, $11 how many popular. Rows: ord > 0 nearest to query ord, 0 collaborative, -1 popular.
+# $1 tenant, $2 model, $3 query vectors, $4 how many per query, $5-$8 filters. Rows: nearest to query ord.
 # The nearest-neighbour scan reads the vectors alone: a deleted product has none (shared.catalog
 # drops them), and the products row is consulted only when a genre or year filter is set (with a
 # custom plan per call the planner drops the test when they are all NULL).
-CANDIDATES = f"""
+NEAREST = f"""
 SELECT a.ord::int AS ord, c.product_id, vector_send(c.embedding) AS embedding
 FROM unnest($3::vector[]) WITH ORDINALITY AS a(query, ord)
 CROSS JOIN LATERAL (
@@ -98,7 +97,10 @@ CROSS JOIN LATERAL (
     ORDER BY {{order}}
     LIMIT $4
 ) c
-UNION ALL
+"""
+# NEAREST, and: $9 collaborative ids, $10 their vectors too, $11 how many popular. Rows: ord > 0
+# nearest to query ord, 0 collaborative (passing the filters), -1 popular (passing the filters).
+CANDIDATES = NEAREST + f"""UNION ALL
 SELECT 0, p.id, CASE WHEN $10 THEN vector_send(v.embedding) END
 FROM products p LEFT JOIN product_vectors v ON $10 AND v.tenant_id = p.tenant_id AND v.product_id = p.id
      AND v.model = $2
@@ -120,6 +122,11 @@ def indexed_order(dimension: int | None) -> str:
 # popularity (before the first training run). The continuation reads products in popularity order
 # from an index and stops at the page: the trained scores (product_popularity_rank_idx) or the live
 # ones, then, only when those run out, the products nobody has scored, by id.
+# $1 tenant, $2 model, $3 product ids: the products alone (a page that does not reach the continuation;
+# planning the whole of PAGE took about 1 ms, more than running it).
+PRODUCTS = f"""
+SELECT {PRODUCT_COLUMNS}, NULL::float8 AS filler_score, NULL::bigint AS position FROM products p
+WHERE p.tenant_id = $1 AND p.id = ANY({ids(3)}) AND NOT p.deleted"""
 PAGE = f"""
 WITH scored AS (
     (SELECT p.id, s.score::float8 AS score FROM product_popularity s
@@ -141,8 +148,7 @@ WITH scored AS (
     ) c
     ORDER BY c.score DESC, c.id LIMIT $9 OFFSET $8
 )
-SELECT {PRODUCT_COLUMNS}, NULL::float8 AS filler_score, NULL::bigint AS position FROM products p
-WHERE p.tenant_id = $1 AND p.id = ANY({ids(3)}) AND NOT p.deleted
+{PRODUCTS}
 UNION ALL
 SELECT {PRODUCT_COLUMNS}, f.score, f.position FROM filler f JOIN products p ON p.tenant_id = $1 AND p.id = f.id
 """
@@ -207,7 +213,9 @@ async def candidates(conn: asyncpg.Connection, tenant_id: str, model: str, queri
     asks for the largest count (one LIMIT the planner can see); each list is cut to its own."""
     args = [tenant_id, model, [Vector(q) for q in queries], max(counts, default=0), joined(excluded), filters.genre,
             filters.year_from, filters.year_to, joined(collaborative), with_vectors, popular]
-    rows = await conn.fetch(CANDIDATES.format(order=indexed_order(dimension)), *args)
+    more = bool(collaborative or popular)  # else the nearest-neighbour part alone: the planner plans one part, not three
+    rows = await conn.fetch((CANDIDATES if more else NEAREST).format(order=indexed_order(dimension)),
+                            *(args if more else args[:8]))
     found = Found([[] for _ in queries], set(), [], {})
     _collect(found, rows, list(range(len(queries))))
     short = [i for i, ids in enumerate(found.nearest) if len(ids) < counts[i]]
@@ -215,8 +223,7 @@ async def candidates(conn: asyncpg.Connection, tenant_id: str, model: str, queri
         for i in short:
             found.nearest[i].clear()
         args[2:4] = [[args[2][i] for i in short], max(counts[i] for i in short)]
-        args[8:11] = ["", False, 0]
-        _collect(found, await conn.fetch(CANDIDATES.format(order=EXACT_ORDER), *args), short)
+        _collect(found, await conn.fetch(NEAREST.format(order=EXACT_ORDER), *args[:8]), short)
     for i, count in enumerate(counts):
         del found.nearest[i][count:]
     return found
@@ -225,8 +232,8 @@ async def candidates(conn: asyncpg.Connection, tenant_id: str, model: str, queri
 async def explain_nearest(conn: asyncpg.Connection, tenant_id: str, model: str, query: np.ndarray, count: int,
                           filters: Filters = Filters(), dimension: int | None = None) -> str:
     """The plan of round trip 3's nearest-neighbour part for one query (checks that it uses the index)."""
-    rows = await conn.fetch("EXPLAIN " + CANDIDATES.format(order=indexed_order(dimension)), tenant_id, model, [Vector(query)],
-                            count, "", filters.genre, filters.year_from, filters.year_to, "", False, 0)
+    rows = await conn.fetch("EXPLAIN " + NEAREST.format(order=indexed_order(dimension)), tenant_id, model, [Vector(query)],
+                            count, "", filters.genre, filters.year_from, filters.year_to)
     return "\n".join(row[0] for row in rows)
 
 
@@ -248,8 +255,11 @@ async def page(conn: asyncpg.Connection, tenant_id: str, model: str, product_ids
                filters: Filters, offset: int, count: int,
                live: dict[str, float]) -> tuple[dict[str, asyncpg.Record], list[tuple[str, float]]]:
     """Round trip 4: the products by id, and `count` more by popularity from `offset` (not excluded)."""
-    rows = await conn.fetch(PAGE, tenant_id, model, joined(product_ids), joined(excluded), filters.genre,
-                            filters.year_from, filters.year_to, offset, count, joined(live), list(live.values()))
+    if count:
+        rows = await conn.fetch(PAGE, tenant_id, model, joined(product_ids), joined(excluded), filters.genre,
+                                filters.year_from, filters.year_to, offset, count, joined(live), list(live.values()))
+    else:
+        rows = await conn.fetch(PRODUCTS, tenant_id, model, joined(product_ids))
     continuation = sorted((row for row in rows if row["position"] is not None), key=lambda row: row["position"])
     return {row["id"]: row for row in rows}, [(row["id"], row["filler_score"]) for row in continuation]
 

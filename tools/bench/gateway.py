@@ -28,7 +28,7 @@ import numpy as np
 from services.api.app import query_settings
 from services.api.neighbours import CollaborativeModels
 from services.api.recommend import DEFAULT_STRATEGY, Request, ranked_depth, recommend
-from services.api.store import CANDIDATES, EXACT_ORDER, Filters, Store, explain_nearest, indexed_order
+from services.api.store import EXACT_ORDER, NEAREST, Filters, Store, explain_nearest, indexed_order
 from shared import localpg
 from shared.db import create_pool
 from shared.keys import create_key
@@ -116,8 +116,7 @@ async def recall_at_10(url: str, ef_search: int, queries: list[np.ndarray]) -> f
             for query in queries:
                 found = []
                 for order in (indexed_order(DIM), EXACT_ORDER):
-                    rows = await conn.fetch(CANDIDATES.format(order=order), TENANT, MODEL, [query], 10, "", None,
-                                            None, None, "", False, 0)
+                    rows = await conn.fetch(NEAREST.format(order=order), TENANT, MODEL, [query], 10, "", None, None, None)
                     found.append({row["product_id"] for row in rows})
                 hits += len(found[0] & found[1])
     finally:
