@@ -1,7 +1,7 @@
 -- Each model's HNSW index is rebuilt with a better graph: ef_construction 128 instead of 64
--- (shared/models.py, HNSW_M and HNSW_EF_CONSTRUCTION, which build every new model's index). Queries
--- then search 40 wide (EF_SEARCH) instead of 100 for a better recall: 0.985 of the exact 10 nearest
--- at 100,000 products, against 0.972 before. The rebuild blocks writes to product_vectors while it
+-- (shared/models.py, HNSW_M and HNSW_EF_CONSTRUCTION, which build every new model's index): a query
+-- finds more of the exact 10 nearest at a given search width (EF_SEARCH; shared/models.py gives
+-- the figures). The rebuild blocks writes to product_vectors while it
 -- runs: about 40 s per 100,000 vectors of a model on 2 cores.
 DO $$
 DECLARE
