@@ -1,6 +1,11 @@
-"""The request path's first round trip against PostgreSQL: a user's history as ingest stored it."""
-from services.api.store import history
+"""The request path against PostgreSQL: a user's history as ingest stored it, and a stored model
+that names a product deleted since."""
+from services.api.neighbours import CollaborativeModels
+from services.api.recommend import Request, recommend
+from services.api.store import Filters, Store, history
 from services.ingest import interactions
+from shared import neighbours
+from shared.neighbours import CollaborativeModel
 from shared.schemas import InteractionIn
 
 
@@ -16,3 +21,24 @@ async def test_of_two_events_posted_together_for_one_product_the_later_one_decid
                                                      InteractionIn(product_id="b", type="like")])
         weights = (await history(conn, tenant, "u")).history.weights().as_dict()
     assert weights["a"] < 0 < weights["b"]
+
+
+async def test_a_product_deleted_after_training_never_reaches_a_page(pool, unique):
+    """The stored model still names a product deleted since its training run: the page's own
+    query finds no live row for it, and the page fills from the next candidates."""
+    tenant = f"gone-{unique}"
+    async with pool.acquire() as conn:
+        await conn.execute("INSERT INTO tenants (id) VALUES ($1)", tenant)
+        await conn.executemany(
+            "INSERT INTO products (tenant_id, id, title, description, genres, year, content_hash, version)"
+            " VALUES ($1, $2, $2, '', '{}', 2000, 'h', 1)", [(tenant, pid) for pid in "abcde"])
+        await interactions.store(conn, tenant, "u", [InteractionIn(product_id="a", type="like")])
+        await neighbours.save(conn, tenant, CollaborativeModel.of_pairs(
+            1, {"similar": {"a": [("b", 0.9), ("c", 0.5), ("d", 0.3), ("e", 0.1)]}}, {"b": 1.0, "e": 0.5}))
+        await conn.execute("UPDATE products SET deleted = true WHERE tenant_id = $1 AND id = 'b'", tenant)
+        store = Store(conn, CollaborativeModels(4))
+        for strategy in ("collaborative", "hybrid"):
+            first = await recommend(store, Request(tenant, "m", strategy, Filters(), 2, 0, 40), "u")
+            second = await recommend(store, Request(tenant, "m", strategy, Filters(), 2, 2, 40), "u")
+            shown = [c.product_id for c, _ in first.items + second.items]
+            assert shown == ["c", "d", "e"], strategy  # b is gone, a is the user's own
