@@ -118,15 +118,14 @@ def rank(request: Request, weights: ProductWeights, history_vectors: dict[str, n
          collaborative: list[Candidate], found: Found, popularity: dict[str, float],
          excluded: set[str]) -> list[Candidate]:
     """The strategy's ranking (at most `depth`), before the popularity continuation; MMR if asked.
-    `popularity`: of the candidates in `found` (the most popular included), for the hybrid."""
+    `popularity`: of the candidates in `found` (the most popular included); the hybrid's only."""
     weight_of = weights.as_dict()
     content = content_ranking(request.strategy, q, weight_of, history_vectors, found, request.depth) \
         if request.strategy in USES_CONTENT else []
     if request.strategy in USES_COLLABORATIVE:
         # the content ranking already obeys the filters and exclusions; the rest was checked in `found`
         failed = {c.product_id for c in collaborative} - found.allowed
-        ranked = hybrid.blend(collaborative, content, popularity if request.strategy == "hybrid" else {},
-                              excluded | failed, request.depth, request.tuning)
+        ranked = hybrid.blend(collaborative, content, popularity, excluded | failed, request.depth, request.tuning)
     else:
         ranked = content
     if request.diversity > 0 and ranked:
@@ -174,7 +173,7 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
     if model is not None and not filtered:
         found = replace(found, popular=list(model.most_popular(popular, excluded)))
     shown = {pid for nearest in found.nearest for pid in nearest} | found.allowed | set(found.popular)
-    popularity = model.popularity_of(shown) if model is not None else {}
+    popularity = model.popularity_of(shown) if model is not None and request.strategy == "hybrid" else {}
     ranked = rank(request, weights, history_vectors, q, collaborative, found, popularity, excluded)
     rows, filler = await _page(store, request, ranked, excluded, start.live_popularity)  # round trip 4
     end = request.offset + request.limit

@@ -41,7 +41,7 @@ class Filters:
     exclude: tuple[str, ...] = ()
 
 
-def ids(position: int) -> str:
+def id_list(position: int) -> str:
     """Parameter $position as a list of product ids, sent as one comma-joined text (`joined`):
     asyncpg encodes a text[] element by element, 1.9 ms for 2,000 ids against 0.2 ms for one text.
     A product id never holds a comma (shared.schemas.ID_PATTERN)."""
@@ -55,7 +55,7 @@ def joined(product_ids) -> str:
 def _filter(first: int, alias: str = "p") -> str:
     """Live products passing the filters; parameters $first .. $first+3: excluded ids, genre, years."""
     e, g, f, t = first, first + 1, first + 2, first + 3
-    return (f"NOT {alias}.deleted AND {alias}.id NOT IN (SELECT unnest({ids(e)}))"
+    return (f"NOT {alias}.deleted AND {alias}.id NOT IN (SELECT unnest({id_list(e)}))"
             f" AND (${g}::text IS NULL OR {alias}.genres @> ARRAY[${g}::text])"
             f" AND (${f}::int IS NULL OR {alias}.year >= ${f}) AND (${t}::int IS NULL OR {alias}.year <= ${t})")
 
@@ -79,7 +79,7 @@ SELECT (SELECT trained FROM t) AS trained,
 
 # $1 tenant, $2 model, $3 product ids
 VECTORS = ("SELECT product_id, vector_send(embedding) AS embedding FROM product_vectors"
-           f" WHERE tenant_id = $1 AND model = $2 AND product_id = ANY({ids(3)})")
+           f" WHERE tenant_id = $1 AND model = $2 AND product_id = ANY({id_list(3)})")
 
 # $1 tenant, $2 model, $3 query vectors, $4 how many per query, $5-$8 filters. Rows: nearest to query ord.
 # The nearest-neighbour scan reads the vectors alone: a deleted product has none (shared.catalog
@@ -91,7 +91,7 @@ FROM unnest($3::vector[]) WITH ORDINALITY AS a(query, ord)
 CROSS JOIN LATERAL (
     SELECT v.product_id, v.embedding
     FROM product_vectors v
-    WHERE v.tenant_id = $1 AND v.model = $2 AND v.product_id NOT IN (SELECT unnest({ids(5)}))
+    WHERE v.tenant_id = $1 AND v.model = $2 AND v.product_id NOT IN (SELECT unnest({id_list(5)}))
       AND (($6::text IS NULL AND $7::int IS NULL AND $8::int IS NULL) OR EXISTS (
            SELECT 1 FROM products p WHERE p.tenant_id = v.tenant_id AND p.id = v.product_id AND {_filter(5)}))
     ORDER BY {{order}}
@@ -104,7 +104,7 @@ CANDIDATES = NEAREST + f"""UNION ALL
 SELECT 0, p.id, CASE WHEN $10 THEN vector_send(v.embedding) END
 FROM products p LEFT JOIN product_vectors v ON $10 AND v.tenant_id = p.tenant_id AND v.product_id = p.id
      AND v.model = $2
-WHERE p.tenant_id = $1 AND p.id = ANY({ids(9)}) AND {_filter(5)}
+WHERE p.tenant_id = $1 AND p.id = ANY({id_list(9)}) AND {_filter(5)}
 UNION ALL
 (SELECT -1, p.id, NULL::bytea FROM product_popularity s
  JOIN products p ON p.tenant_id = s.tenant_id AND p.id = s.product_id
@@ -118,22 +118,24 @@ def indexed_order(dimension: int | None) -> str:
     without the dimension, an order no index serves."""
     return f"{order_expression('v.embedding', dimension)} <=> a.query" if dimension else "v.embedding <=> a.query"
 
-# $1 tenant, $2 model, $3 product ids, $4-$7 filters of the continuation, $8 its offset, $9 its length, $10-$11 live
-# popularity (before the first training run). The continuation reads products in popularity order
-# from an index and stops at the page: the trained scores (product_popularity_rank_idx) or the live
-# ones, then, only when those run out, the products nobody has scored, by id.
+
 # $1 tenant, $2 model, $3 product ids: the products alone (a page that does not reach the continuation;
 # planning the whole of PAGE took about 1 ms, more than running it).
 PRODUCTS = f"""
 SELECT {PRODUCT_COLUMNS}, NULL::float8 AS filler_score, NULL::bigint AS position FROM products p
-WHERE p.tenant_id = $1 AND p.id = ANY({ids(3)}) AND NOT p.deleted"""
+WHERE p.tenant_id = $1 AND p.id = ANY({id_list(3)}) AND NOT p.deleted"""
+
+# $1 tenant, $2 model, $3 product ids, $4-$7 filters of the continuation, $8 its offset, $9 its length, $10-$11 live
+# popularity (before the first training run). The continuation reads products in popularity order
+# from an index and stops at the page: the trained scores (product_popularity_rank_idx) or the live
+# ones, then, only when those run out, the products nobody has scored, by id.
 PAGE = f"""
 WITH scored AS (
     (SELECT p.id, s.score::float8 AS score FROM product_popularity s
      JOIN products p ON p.tenant_id = s.tenant_id AND p.id = s.product_id
      WHERE s.tenant_id = $1 AND {_filter(4)} ORDER BY s.score DESC, p.id LIMIT $8::bigint + $9::bigint)
     UNION ALL
-    (SELECT p.id, l.score FROM unnest({ids(10)}, $11::float8[]) AS l(id, score)
+    (SELECT p.id, l.score FROM unnest({id_list(10)}, $11::float8[]) AS l(id, score)
      JOIN products p ON p.tenant_id = $1 AND p.id = l.id
      WHERE {_filter(4)} ORDER BY l.score DESC, p.id LIMIT $8::bigint + $9::bigint)
 ), filler AS (
@@ -143,7 +145,7 @@ WITH scored AS (
         (SELECT p.id, 0::float8 FROM products p
          WHERE p.tenant_id = $1 AND {_filter(4)} AND (SELECT count(*) FROM scored) < $8::bigint + $9::bigint
            AND NOT EXISTS (SELECT 1 FROM product_popularity s WHERE s.tenant_id = $1 AND s.product_id = p.id)
-           AND p.id NOT IN (SELECT unnest({ids(10)}))
+           AND p.id NOT IN (SELECT unnest({id_list(10)}))
          ORDER BY p.id LIMIT $8::bigint + $9::bigint)
     ) c
     ORDER BY c.score DESC, c.id LIMIT $9 OFFSET $8
