@@ -76,15 +76,13 @@ def strongest_rows(row_weight: np.ndarray, row: np.ndarray, neighbour: np.ndarra
     return strongest
 
 
-def top_candidates(ids: np.ndarray, score: np.ndarray, source: Sequence[str], because: Sequence[str | None],
-                   k: int) -> list[Candidate]:
-    """The `k` best as Candidates, by score then id (only these become objects)."""
+def top_candidates(ids: np.ndarray, score: np.ndarray, source: Sequence[str], k: int) -> list[Candidate]:
+    """The `k` best as Candidates (no reason yet), by score then id (only these become objects)."""
     if len(ids) > k:
         keep = np.argpartition(-score, k - 1)[:k]
-        ids, score = ids[keep], score[keep]
-        source, because = [source[i] for i in keep], [because[i] for i in keep]
+        ids, score, source = ids[keep], score[keep], [source[i] for i in keep]
     order = np.lexsort((ids, -score))
-    return [Candidate(str(ids[i]), float(score[i]), source[i], because[i]) for i in order]
+    return [Candidate(str(ids[i]), float(score[i]), source[i]) for i in order]
 
 
 def blend(parts: Sequence[tuple[float, Sequence[Candidate]]], popularity: Mapping[str, float],

@@ -9,7 +9,7 @@ content similarity and popularity by `shared.ranking`.
 
 Defaults were set by `make eval` on MovieLens (see EVAL.md).
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -76,30 +76,49 @@ def _union(similar: ranking.Scores, following: ranking.Scores) -> tuple[np.ndarr
     return ids, s_score, f_score, np.arange(len(ids)) < n, f_touched
 
 
-def collaborative(history: ProductWeights, similar_rows: NeighbourRows, next_rows: NeighbourRows, next_weight: float,
-                  limit: int = COLLABORATIVE_CANDIDATES) -> list[Candidate]:
-    """The best `limit` collaborative candidates, each from the table that contributed most.
-    Both row sets come from one model (`shared.neighbours`: neighbours are integer codes of its
-    products); numpy on codes throughout, product ids and Candidates only for the best."""
-    names = similar_rows.names if len(similar_rows.names) else next_rows.names
+def _row_weights(history: ProductWeights, similar_rows: NeighbourRows, next_rows: NeighbourRows) -> tuple[np.ndarray, ...]:
+    """What each history row counts for: a similar row its product's weight, a next row its recency."""
     weight_of = history.as_dict()
     rank_of = {pid: rank for rank, pid in enumerate(history.latest(RECENT_ITEMS))}
     recency = recency_weights(RECENT_ITEMS)
-    tables = [(similar_rows, np.array([weight_of.get(pid, 0.0) for pid in similar_rows.row_ids])),
-              (next_rows, np.array([recency[rank_of[pid]] if pid in rank_of else 0.0 for pid in next_rows.row_ids]))]
+    return (np.array([weight_of.get(pid, 0.0) for pid in similar_rows.row_ids]),
+            np.array([recency[rank_of[pid]] if pid in rank_of else 0.0 for pid in next_rows.row_ids]))
+
+
+def collaborative(history: ProductWeights, similar_rows: NeighbourRows, next_rows: NeighbourRows, next_weight: float,
+                  limit: int = COLLABORATIVE_CANDIDATES) -> list[Candidate]:
+    """The best `limit` collaborative candidates, each with the table that contributed most as its
+    source; which history product is behind it is left to `explain`, for the candidates shown.
+    Both row sets come from one model (`shared.neighbours`: neighbours are integer codes of its
+    products); numpy on codes throughout, product ids and Candidates only for the best."""
+    names = similar_rows.names if len(similar_rows.names) else next_rows.names
     similar, following = (_scaled(ranking.collaborative_scores(w, rows.row, rows.neighbour, rows.weight))
-                          for rows, w in tables)
+                          for rows, w in zip((similar_rows, next_rows), _row_weights(history, similar_rows, next_rows)))
     ids, s_score, f_score, s_touched, f_touched = _union(similar, following)
     f_score *= next_weight
     total = s_score + f_score
     keep = np.argpartition(-total, limit - 1)[:limit] if len(ids) > limit else np.arange(len(ids))
-    keep = keep[np.argsort(ids[keep])]  # ascending codes
     from_similar = s_touched[keep] & (~f_touched[keep] | (s_score[keep] >= f_score[keep]))
-    s_row, f_row = (ranking.strongest_rows(w, rows.row, rows.neighbour, rows.weight, ids[keep]) for rows, w in tables)
-    source = np.where(from_similar, SIMILAR, NEXT).tolist()
-    because = [similar_rows.row_ids[s] if use_s else next_rows.row_ids[f]
-               for use_s, s, f in zip(from_similar.tolist(), s_row.tolist(), f_row.tolist())]
-    return ranking.top_candidates(names[ids[keep]], total[keep], source, because, limit)
+    return ranking.top_candidates(names[ids[keep]], total[keep], np.where(from_similar, SIMILAR, NEXT).tolist(), limit)
+
+
+def explain(shown: list[Candidate], history: ProductWeights, similar_rows: NeighbourRows, next_rows: NeighbourRows,
+            code_of: dict[str, int]) -> list[Candidate]:
+    """`shown` with `because` set on its collaborative candidates (source SIMILAR or NEXT): the
+    history product whose row of that table contributed the largest part (`code_of`: the model's
+    product codes). Done for a page, not for every candidate: it searches every pair of the rows."""
+    explained = list(shown)
+    for source, rows, w in zip((SIMILAR, NEXT), (similar_rows, next_rows), _row_weights(history, similar_rows, next_rows)):
+        at = [i for i, c in enumerate(shown) if c.source == source and c.because is None and c.product_id in code_of]
+        if not at:
+            continue
+        codes = np.array([code_of[shown[i].product_id] for i in at])
+        order = np.argsort(codes)
+        strongest = ranking.strongest_rows(w, rows.row, rows.neighbour, rows.weight, codes[order])
+        for i, row in zip(np.array(at)[order].tolist(), strongest.tolist()):
+            if row >= 0:
+                explained[i] = replace(shown[i], because=rows.row_ids[row])
+    return explained
 
 
 def content_by_rank(ranked: list[Candidate]) -> list[Candidate]:

@@ -5,10 +5,15 @@ items), then every other eligible product by popularity. Pages are slices of tha
 page 2 neither repeats nor skips page 1 while the data stays the same.
 
 `recommend` does the round trips (`store`, at most four); everything between them is pure:
-`plan` (what to fetch for the history), `queries` (the nearest-neighbour queries), `rank`.
+`plan` (what to fetch for the history), `queries` (the nearest-neighbour queries), `rank`. The
+collaborative candidates are computed while a statement runs (`overlapped`), and only the shown
+ones get their reason (`hybrid.explain`).
 """
+import asyncio
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 
@@ -17,6 +22,8 @@ from services.api.scoring import find_interests, interest_shares, interleave, sc
 from services.api.store import Filters, Found, Store
 from shared.interactions import History, ProductWeights
 from shared.ranking import CONTENT, POPULAR, Candidate, mmr_rerank
+
+T = TypeVar("T")
 
 CONTENT_DEPTH = 40  # at least this many items ranked by the strategy; popularity continues the list after them
 DEPTH_PER_LIMIT = 4  # ... and four pages' worth
@@ -140,6 +147,23 @@ class Page:
     more: bool
 
 
+async def overlapped(trip: Awaitable | None, work: Callable[[], T], idle=None) -> tuple[object, T]:
+    """(`trip`'s result, `work()`), with `work` computed while `trip`'s statement runs in PostgreSQL:
+    the task sends the statement at its first step, before `work` starts. `idle` stands for the
+    result when there is no trip."""
+    if trip is None:
+        return idle, work()
+    task = asyncio.ensure_future(trip)
+    try:
+        await asyncio.sleep(0)
+        done = work()
+    except BaseException:  # the connection goes back to the pool only once its statement has ended
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise
+    return await task, done
+
+
 async def recommend(store: Store, request: Request, user_id: str | None, session: History | None = None) -> Page:
     """One page of the ranking for the stored history of `user_id` or a `session` history; history
     items and `filters.exclude` never appear. Every page of one list must use the same `depth`."""
@@ -148,45 +172,67 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
     weight_of = weights.as_dict()
     excluded = set(weights.product_ids) | set(request.filters.exclude)
     wanted = plan(request.strategy, weights)
-    history_vectors = await store.vectors(request.tenant_id, request.model, wanted.vector_ids)  # round trip 2
-    q = queries(request.strategy, weight_of, history_vectors, request.depth)
-    collaborative, model = [], None
-    if request.strategy in USES_COLLABORATIVE:  # the model is in memory (loaded once per training run)
+    model = None  # in memory: loaded once per training run
+    if request.strategy in USES_COLLABORATIVE:
         model = await store.collaborative(request.tenant_id, start.run)
-        if model is not None:
-            collaborative = hybrid.collaborative(weights, model.rows("similar", wanted.similar_ids),
-                                                 model.rows("next", wanted.next_ids), request.tuning.next_weight)
+
+    def collaborative() -> tuple[list[Candidate], tuple | None]:  # the candidates, and the neighbour rows behind them
+        if model is None:
+            return [], None
+        rows = model.rows("similar", wanted.similar_ids), model.rows("next", wanted.next_ids)
+        return hybrid.collaborative(weights, *rows, request.tuning.next_weight), rows
+
     popular = hybrid.POPULAR_CANDIDATES if request.strategy == "hybrid" and request.tuning.blend.popularity > 0 else 0
     # Without a genre or year filter, the collaborative candidates and the most popular products need
     # no query: exclusions are known here, and a product deleted since the model was trained is
     # dropped when the page finds no row for it. MMR needs the collaborative candidates' vectors.
+    # The collaborative candidates are computed while round trip 3 runs, or round trip 2 when
+    # round trip 3 must name them.
     filtered = any(value is not None for value in (request.filters.genre, request.filters.year_from,
                                                    request.filters.year_to))
-    check = [c.product_id for c in collaborative] if filtered or request.diversity > 0 else []
-    found = Found([], set(), [], {})
+    named = filtered or request.diversity > 0
+    vectors = store.vectors(request.tenant_id, request.model, wanted.vector_ids)  # round trip 2
+    if named:
+        history_vectors, (collaborated, rows) = await overlapped(vectors, collaborative)
+    else:
+        history_vectors = await vectors
+    q = queries(request.strategy, weight_of, history_vectors, request.depth)
+    check = [c.product_id for c in collaborated] if named else []
+    trip, nothing = None, Found([], set(), [], {})
     if q.vectors or check or (popular and filtered):  # round trip 3
-        found = await store.candidates(request.tenant_id, request.model, q.vectors, q.counts, excluded,
-                                       request.filters, check, request.diversity > 0, popular if filtered else 0,
-                                       request.dimension)
+        trip = store.candidates(request.tenant_id, request.model, q.vectors, q.counts, excluded, request.filters,
+                                check, request.diversity > 0, popular if filtered else 0, request.dimension)
+    if named:
+        found = await trip if trip else nothing
+    else:
+        found, (collaborated, rows) = await overlapped(trip, collaborative, nothing)
     if not check:
-        found = replace(found, allowed={c.product_id for c in collaborative})
+        found = replace(found, allowed={c.product_id for c in collaborated})
     if model is not None and not filtered:
         found = replace(found, popular=list(model.most_popular(popular, excluded)))
     shown = {pid for nearest in found.nearest for pid in nearest} | found.allowed | set(found.popular)
     popularity = model.popularity_of(shown) if model is not None and request.strategy == "hybrid" else {}
-    ranked = rank(request, weights, history_vectors, q, collaborative, found, popularity, excluded)
-    rows, filler = await _page(store, request, ranked, excluded, start.live_popularity)  # round trip 4
+    ranked = rank(request, weights, history_vectors, q, collaborated, found, popularity, excluded)
     end = request.offset + request.limit
-    if any(c.product_id not in rows for c in ranked[:end]):  # deleted since the model was trained
-        ranked = [c for c in ranked[:end] if c.product_id in rows] + ranked[end:]
-        rows, filler = await _page(store, request, ranked, excluded, start.live_popularity)
-    page = ranked[request.offset: request.offset + request.limit]
+
+    def explained(ranked: list[Candidate]) -> list[Candidate]:  # the reasons of the page's collaborative items
+        if not rows:
+            return ranked
+        return ranked[:request.offset] + hybrid.explain(ranked[request.offset:end], weights, *rows, model.code_of) \
+            + ranked[end:]
+
+    ranked = explained(ranked)
+    page_rows, filler = await _page(store, request, ranked, excluded, start.live_popularity)  # round trip 4
+    if any(c.product_id not in page_rows for c in ranked[:end]):  # deleted since the model was trained
+        ranked = explained([c for c in ranked[:end] if c.product_id in page_rows] + ranked[end:])
+        page_rows, filler = await _page(store, request, ranked, excluded, start.live_popularity)
+    page = ranked[request.offset:end]
     need = request.limit - len(page)
     because = sorted({c.because for c in page if c.because})
-    more = len(ranked) > request.offset + request.limit or len(filler) > need
+    more = len(ranked) > end or len(filler) > need
     page += [Candidate(pid, score, POPULAR) for pid, score in filler[:need]]
-    return Page([(c, rows[c.product_id]) for c in page if c.product_id in rows],
-                {pid: rows[pid] for pid in because if pid in rows}, more)
+    return Page([(c, page_rows[c.product_id]) for c in page if c.product_id in page_rows],
+                {pid: page_rows[pid] for pid in because if pid in page_rows}, more)
 
 
 async def _page(store: Store, request: Request, ranked: list[Candidate], excluded: set[str],

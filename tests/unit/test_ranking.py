@@ -25,8 +25,8 @@ def test_collaborative_scores_add_up_and_name_the_biggest_contributor():
     because = strongest_rows(np.array([1.0, -0.5]), row, neighbour, weight, scores.ids)
     assert [rows[b] for b in because] == ["a", "a", "b"]  # z: what a disliked product's fans like, pushed down
     assert len(collaborative_scores(np.zeros(2), row, neighbour, weight).ids) == 0
-    best = top_candidates(NAMES[scores.ids], scores.score, [SIMILAR] * 3, [rows[b] for b in because], 2)
-    assert [(c.product_id, c.because) for c in best] == [("x", "a"), ("y", "a")]
+    best = top_candidates(NAMES[scores.ids], scores.score, [SIMILAR] * 3, 2)
+    assert [(c.product_id, c.source, c.because) for c in best] == [("x", SIMILAR, None), ("y", SIMILAR, None)]
 
 
 def test_blend_excludes_ranks_keeps_the_biggest_terms_reason_and_falls_back_to_popular():

@@ -1,11 +1,12 @@
 """The request path without a database: round trips, exclusions, filters, paging, strategies."""
+import asyncio
 from datetime import timedelta
 
 import numpy as np
 import pytest
 
 from services.api.hybrid import Tuning
-from services.api.recommend import Request, plan, recommend
+from services.api.recommend import Request, overlapped, plan, recommend
 from services.api.store import Filters
 from shared.interactions import History, Interaction
 from tests.unit.fake_store import T, FakeStore
@@ -38,7 +39,7 @@ def ids(page) -> list[str]:
 async def test_a_personal_hybrid_page_takes_four_round_trips_and_leaves_the_history_out():
     store = catalogue()
     page = await recommend(store, request(limit=10), "wyatt")
-    assert store.calls == ["history", "vectors", "collaborative", "candidates", "page"]  # 4 round trips; the model is in memory
+    assert store.calls == ["history", "collaborative", "vectors", "candidates", "page"]  # 4 round trips; the model is in memory
     assert len(page.items) == 10 and not {"w00", "w01", "w02"} & set(ids(page))
     assert ids(page)[0] == "s05"  # both liked westerns' fans liked it
     first, _ = page.items[0]
@@ -65,7 +66,7 @@ async def test_a_product_deleted_since_training_is_dropped_and_the_page_still_fi
     store.deleted = {"s05", "p00"}  # the model still holds them: the page finds no row and asks again
     page = await recommend(store, request(limit=10), "wyatt")
     assert len(page.items) == 10 and not {"s05", "p00"} & set(ids(page))
-    assert store.calls == ["history", "vectors", "collaborative", "candidates", "page", "page"]
+    assert store.calls == ["history", "collaborative", "vectors", "candidates", "page", "page"]
     second = await recommend(store, request(limit=10, offset=10), "wyatt")
     assert not set(ids(page)) & set(ids(second)) and not {"s05", "p00"} & set(ids(second))
 
@@ -127,3 +128,25 @@ def test_plan_takes_vectors_of_the_heaviest_and_neighbours_of_the_latest():
     wanted = plan("hybrid", history.weights())
     assert wanted.vector_ids == ["old", "bad"] and wanted.similar_ids == ["bad", "seen", "old"]
     assert plan("content", history.weights()).similar_ids == [] and plan("popular", history.weights()).vector_ids == []
+
+
+async def test_the_work_runs_while_the_statement_is_in_flight():
+    events = []
+
+    async def trip():
+        events.append("sent")
+        try:
+            await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            events.append("cancelled")
+            raise
+        events.append("answered")
+        return "rows"
+
+    assert await overlapped(trip(), lambda: events.append("work") or 42) == ("rows", 42)
+    assert events == ["sent", "work", "answered"]
+    events.clear()
+    with pytest.raises(ZeroDivisionError):
+        await overlapped(trip(), lambda: 1 / 0)
+    assert events == ["sent", "cancelled"]  # ended before the error leaves (and the connection with it)
+    assert await overlapped(None, lambda: 42, "nothing") == ("nothing", 42)
