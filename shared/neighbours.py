@@ -100,8 +100,11 @@ class CollaborativeModel:
 
     def popularity_of(self, product_ids) -> dict[str, float]:
         """Popularity of each of `product_ids` (0 for a product the model does not know)."""
-        return {pid: float(self.popularity[code]) if (code := self.code_of.get(pid)) is not None else 0.0
-                for pid in product_ids}
+        product_ids = list(product_ids)
+        if not len(self.popularity):
+            return dict.fromkeys(product_ids, 0.0)
+        codes = np.array([self.code_of.get(pid, -1) for pid in product_ids], dtype=np.int64)
+        return dict(zip(product_ids, np.where(codes >= 0, self.popularity[codes], 0.0).tolist()))
 
     def most_popular(self, count: int, excluded: set[str]) -> dict[str, float]:
         """The `count` most popular products not in `excluded`, most popular first, with their popularity."""
@@ -117,7 +120,7 @@ class CollaborativeModel:
     def rows(self, kind: str, product_ids: list[str]) -> NeighbourRows:
         """The rows of `product_ids` (those that have one), in that order."""
         table = self.tables[kind]
-        codes = np.array([self.code_of.get(pid, -1) for pid in product_ids], dtype=np.int64)
+        codes = np.array([self.code_of.get(pid, -1) for pid in product_ids], dtype=table.rows.dtype)  # no cast of the table
         if len(table.rows) == 0:
             return NeighbourRows(names=self.product_ids)
         at = np.minimum(np.searchsorted(table.rows, codes), len(table.rows) - 1)

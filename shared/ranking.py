@@ -7,6 +7,7 @@ set with `make eval` (EVAL.md).
 """
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -16,8 +17,9 @@ NEXT = "next"  # people went on to it after `because`
 POPULAR = "popular"
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
+    """A tuple: a request makes hundreds of them, and a frozen dataclass costs several times more to build."""
+
     product_id: str
     score: float
     source: str  # CONTENT, SIMILAR, NEXT or POPULAR

@@ -9,7 +9,7 @@ content similarity and popularity by `shared.ranking`.
 
 Defaults were set by `make eval` on MovieLens (see EVAL.md).
 """
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -117,7 +117,7 @@ def explain(shown: list[Candidate], history: ProductWeights, similar_rows: Neigh
         strongest = ranking.strongest_rows(w, rows.row, rows.neighbour, rows.weight, codes[order])
         for i, row in zip(np.array(at)[order].tolist(), strongest.tolist()):
             if row >= 0:
-                explained[i] = replace(shown[i], because=rows.row_ids[row])
+                explained[i] = shown[i]._replace(because=rows.row_ids[row])
     return explained
 
 

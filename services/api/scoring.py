@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.cluster.hierarchy import linkage
+from scipy.spatial.distance import squareform
 
 from shared.ranking import CONTENT, Candidate
 
@@ -48,21 +50,9 @@ def find_interests(vectors: dict[str, np.ndarray], weights: dict[str, float],
     if not liked:
         return []
     units = _units(vectors, liked)
-    similarity = units @ units.T
-    np.fill_diagonal(similarity, -np.inf)
-    groups: dict[int, list[int]] = {i: [i] for i in range(len(liked))}
-    while len(groups) > 1:
-        a, b = np.unravel_index(int(np.argmax(similarity)), similarity.shape)
-        if similarity[a, b] < JOIN_SIMILARITY and len(groups) <= max_interests:
-            break
-        size_a, size_b = len(groups[a]), len(groups[b])
-        merged = (similarity[a] * size_a + similarity[b] * size_b) / (size_a + size_b)
-        similarity[a], similarity[:, a] = merged, merged
-        similarity[a, a] = -np.inf
-        similarity[b], similarity[:, b] = -np.inf, -np.inf
-        groups[a] += groups.pop(b)
+    groups = _average_linkage(units, max_interests)
     interests = []
-    for members in groups.values():
+    for members in groups:
         member_weights = np.array([weights[liked[i]] for i in members], dtype=np.float32)
         centroid = _unit((units[members] * member_weights[:, None]).sum(axis=0))
         interests.append(Interest([liked[i] for i in members], float(member_weights.sum()), centroid))
@@ -73,6 +63,23 @@ def find_interests(vectors: dict[str, np.ndarray], weights: dict[str, float],
             interests[index].weight += weights[pid]
     interests.sort(key=lambda interest: (-interest.weight, interest.members[0]))
     return interests
+
+
+def _average_linkage(units: np.ndarray, max_interests: int) -> list[list[int]]:
+    """Groups of the rows of `units` (each ascending, by their first row): the two closest groups
+    (average cosine similarity of their members, scipy's average linkage) merge while they are at
+    least JOIN_SIMILARITY alike, or while there are more than `max_interests` groups."""
+    count = len(units)
+    if count == 1:
+        return [[0]]
+    distance = np.clip(1.0 - units.astype(np.float64) @ units.T.astype(np.float64), 0.0, 2.0)
+    np.fill_diagonal(distance, 0.0)
+    groups = {i: [i] for i in range(count)}
+    for step, (a, b, apart, _) in enumerate(linkage(squareform(distance, checks=False), method="average")):
+        if apart > 1 - JOIN_SIMILARITY and count - step <= max_interests:  # merges come closest first
+            break
+        groups[count + step] = groups.pop(int(a)) + groups.pop(int(b))
+    return sorted(sorted(group) for group in groups.values())
 
 
 def interest_shares(interests: list[Interest], vectors: dict[str, np.ndarray],
