@@ -9,7 +9,8 @@ and a trained collaborative model (`gateway_data.py`). Then, in one run:
 - the api as `--api-processes` processes sharing one port (SO_REUSEPORT):
   `GET /v1/users/{id}/recommendations` one at a time (all users, the 2,000-item users alone, and
   users without history) and with 16 in flight, counting errors;
-- recall@10 of the served HNSW search against an exact scan.
+- recall@10 of the served HNSW search against an exact scan;
+- the CPU each request costs at 16 in flight: the machine's, the api processes', the client's.
 """
 import argparse
 import asyncio
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import asyncpg
 import numpy as np
+import psutil
 
 from services.api.app import query_settings
 from services.api.neighbours import CollaborativeModels
@@ -161,6 +163,29 @@ async def measure(api_url: str, users: list[str], requests: int, concurrency: in
         return latencies, time.perf_counter() - started, errors
 
 
+class CpuMeter:
+    """CPU time spent between `start` and `per_request`: by the whole machine (the server, the api,
+    this client, anything else), by the api processes and by this process (the client). At 16 in
+    flight every part is busy at once, so requests/s is about cores / (CPU per request)."""
+
+    def __init__(self, pids: list[int] = ()):
+        self.processes = [psutil.Process(pid) for pid in pids]
+
+    def _now(self) -> tuple[float, float, float]:
+        machine = psutil.cpu_times()
+        busy = machine.user + machine.nice + machine.system + machine.irq + machine.softirq
+        return busy, sum(sum(p.cpu_times()[:2]) for p in self.processes), time.process_time()
+
+    def start(self) -> "CpuMeter":
+        self.started = self._now()
+        return self
+
+    def per_request(self, requests: int) -> dict:
+        """Milliseconds of CPU per request: `machine`, `api` and `client`."""
+        spent = [(now - then) * 1000 / max(requests, 1) for now, then in zip(self._now(), self.started)]
+        return dict(zip(("machine", "api", "client"), (round(x, 2) for x in spent)))
+
+
 def _rss_mib(pid: int) -> float:
     """Resident memory of a process (what each extra api process costs, besides its connections)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -208,7 +233,7 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
 
     recorded = await record(url, users[:args.bare_users], args.ef_search, args.limit)
     queries = [vector for statements in recorded.values() for _, query, sent in statements
-               if "unnest($3::vector[]" in query for vector in sent[2]][:200]
+               if "unnest($3::vector[]" in query for vector in sent[2]]
     recall = await recall_at_10(url, args.ef_search, queries)
     print(f"recall@10 of the served HNSW search against an exact scan ({len(queries)} interest centroids"
           f" the requests sent): {recall:.3f}")
@@ -218,8 +243,9 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
     ceiling = {}
     for label, requests in (("bare", replay), ("nearest", nearest_only)):
         for concurrency in (1, 16):
+            meter = CpuMeter().start()
             latencies, wall = await bare(url, args.ef_search, requests, concurrency)
-            ceiling[f"{label}_{concurrency}"] = summary(latencies, wall)
+            ceiling[f"{label}_{concurrency}"] = {**summary(latencies, wall), "cpu_ms": meter.per_request(len(requests))}
             print(f"{label} statements, {concurrency} in flight: {ceiling[f'{label}_{concurrency}']}")
 
     log_dir = Path(tempfile.mkdtemp(prefix="recommender-bench-"))
@@ -246,8 +272,9 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
                                                                args.limit, key)
         cold = summary(cold_latencies, cold_wall)
         print(f"api, one at a time, users without history (the popularity continuation): {cold}")
+        meter = CpuMeter([api.popen.pid for api in apis]).start()
         latencies, wall, errors = await measure(api_url, users, args.requests, 16, args.limit, key)
-        many = summary(latencies, wall)
+        many = {**summary(latencies, wall), "cpu_ms": meter.per_request(args.requests)}
         print(f"api, 16 in flight: {many}")
         rss_mib = [_rss_mib(api.popen.pid) for api in apis]
     finally:
@@ -265,6 +292,8 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
         "nearest_rps_16": ceiling["nearest_16"]["rps"], "bare_p50_ms": ceiling["bare_1"]["p50_ms"],
         "users": len(users), "long_history_users": len(long_users), "api_processes": args.api_processes,
         "api_rss_mib": rss_mib, "db_connections_per_api": args.pool,
+        "cpu_ms_bare_16": ceiling["bare_16"]["cpu_ms"]["machine"], "cpu_ms_16": many["cpu_ms"]["machine"],
+        "api_cpu_ms_16": many["cpu_ms"]["api"], "client_cpu_ms_16": many["cpu_ms"]["client"],
         "ef_search": args.ef_search, "limit": args.limit,
     }
 
@@ -325,6 +354,11 @@ def run(args: argparse.Namespace, result: Report) -> dict:
                  ["products", "p50 ms, 2,000 items", "p99 ms, 2,000 items", "p50 ms, no history", "p99 ms, no history"],
                  [[f["products"], f["p50_ms_long_history"], f["p99_ms_long_history"], f["p50_ms_no_history"],
                    f["p99_ms_no_history"]] for f in sizes])
+    result.table("CPU per request at 16 in flight (ms; every part shares the machine's cores, so requests/s is"
+                 " about cores x 1000 / machine CPU, and ratio_16 about bare CPU / api-path CPU)",
+                 ["products", "bare: machine", "api path: machine", "api processes", "HTTP client", "the rest (server)"],
+                 [[f["products"], f["cpu_ms_bare_16"], f["cpu_ms_16"], f["api_cpu_ms_16"], f["client_cpu_ms_16"],
+                   round(f["cpu_ms_16"] - f["api_cpu_ms_16"] - f["client_cpu_ms_16"], 2)] for f in sizes])
     growth = ["p50_ms", "p99_ms", "p99_ms_long_history", "rps_1", "rps_16", "bare_rps_16", "recall_at_10"]
     if len(sizes) > 1:
         result.table("How each figure grows: the value at this size divided by the value at the size before",
