@@ -12,8 +12,17 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await register_vector(conn)
 
 
-async def create_pool(settings: Settings, server_settings: dict[str, str] | None = None) -> asyncpg.Pool:
-    """`server_settings`: session settings every connection starts with (e.g. `hnsw.ef_search`)."""
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """A released connection keeps its session as it is: no reset statement."""
+
+
+async def create_pool(settings: Settings, server_settings: dict[str, str] | None = None,
+                      keep_session: bool = False) -> asyncpg.Pool:
+    """`server_settings`: session settings every connection starts with (e.g. `hnsw.ef_search`).
+    `keep_session`: for users that leave no session state behind (no SET, LISTEN, cursors or
+    session locks, as the api's queries): a released connection skips asyncpg's reset statement
+    (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL), a round trip per checkout; asyncpg still
+    rolls back a transaction left open."""
     return await asyncpg.create_pool(
         settings.database_url,
         min_size=settings.db_pool_min,
@@ -22,6 +31,7 @@ async def create_pool(settings: Settings, server_settings: dict[str, str] | None
         server_settings=server_settings,
         timeout=settings.db_connect_timeout_s,
         command_timeout=settings.db_command_timeout_s,
+        reset=_keep_session if keep_session else None,
     )
 
 
@@ -32,9 +42,11 @@ def pool_in_use(pool: asyncpg.Pool) -> int:
 class Database:
     """A pool opened in the background: the service starts while PostgreSQL is still down."""
 
-    def __init__(self, settings: Settings, retry_s: float = 2.0, server_settings: dict[str, str] | None = None):
+    def __init__(self, settings: Settings, retry_s: float = 2.0, server_settings: dict[str, str] | None = None,
+                 keep_session: bool = False):
         self.settings = settings
         self.server_settings = server_settings
+        self.keep_session = keep_session
         self.retry_s = retry_s
         self.pool: asyncpg.Pool | None = None
         self._last_error = "connecting"
@@ -46,7 +58,7 @@ class Database:
     async def _connect(self) -> None:
         while self.pool is None:
             try:
-                self.pool = await create_pool(self.settings, self.server_settings)
+                self.pool = await create_pool(self.settings, self.server_settings, self.keep_session)
             except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
                 self._last_error = f"database unreachable: {exc or type(exc).__name__}"
                 await asyncio.sleep(self.retry_s)

@@ -30,7 +30,8 @@ def query_settings(settings: ApiSettings) -> dict[str, str]:
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
-    database = Database(app[settings_key], server_settings=query_settings(app[settings_key]))
+    # The api's queries leave no session state: a connection goes back to the pool without a reset.
+    database = Database(app[settings_key], server_settings=query_settings(app[settings_key]), keep_session=True)
     database.start()
     app[database_key] = database
     yield

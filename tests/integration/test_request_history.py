@@ -5,6 +5,7 @@ from services.api.recommend import Request, recommend
 from services.api.store import Filters, Store, history
 from services.ingest import interactions
 from shared import neighbours
+from shared.db import create_pool
 from shared.neighbours import CollaborativeModel
 from shared.schemas import InteractionIn
 
@@ -42,3 +43,18 @@ async def test_a_product_deleted_after_training_never_reaches_a_page(pool, uniqu
             second = await recommend(store, Request(tenant, "m", strategy, Filters(), 2, 2, 40), "u")
             shown = [c.product_id for c, _ in first.items + second.items]
             assert shown == ["c", "d", "e"], strategy  # b is gone, a is the user's own
+
+
+async def test_the_api_pool_hands_a_connection_back_without_the_reset_round_trip(settings):
+    """`keep_session` (the api's pool): release skips asyncpg's reset statement, so a session
+    setting survives it; the default pool resets it."""
+    one = settings.model_copy(update={"db_pool_min": 1, "db_pool_max": 1})
+    for keep, expected in ((True, "kept"), (False, "")):
+        pool = await create_pool(one, keep_session=keep)
+        try:
+            async with pool.acquire() as conn:
+                await conn.execute("SET application_name = 'kept'")
+            async with pool.acquire() as conn:
+                assert await conn.fetchval("SHOW application_name") == expected
+        finally:
+            await pool.close()

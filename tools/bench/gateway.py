@@ -60,11 +60,12 @@ class Recording:
 
 
 def _pool(url: str, ef_search: int, size: int):
-    """Connections set up as the api's, without its per-statement timeout: the ceiling measures, it
+    """Connections set up as the api's (its session settings, no reset on release), without its
+    per-statement timeout: the ceiling measures, it
     does not give up (on a busy machine a statement of the 16-in-flight replay took over 4 s)."""
     settings = ApiSettings(database_url=url, ef_search=ef_search, db_pool_min=size, db_pool_max=size,
                            db_command_timeout_s=None)
-    return create_pool(settings, server_settings=query_settings(settings))
+    return create_pool(settings, server_settings=query_settings(settings), keep_session=True)
 
 
 async def record(url: str, users: list[str], ef_search: int, limit: int) -> dict[str, list]:
