@@ -76,24 +76,36 @@ def _union(similar: ranking.Scores, following: ranking.Scores) -> tuple[np.ndarr
     return ids, s_score, f_score, np.arange(len(ids)) < n, f_touched
 
 
-def _row_weights(history: ProductWeights, similar_rows: NeighbourRows, next_rows: NeighbourRows) -> tuple[np.ndarray, ...]:
-    """What each history row counts for: a similar row its product's weight, a next row its recency."""
-    weight_of = history.as_dict()
-    rank_of = {pid: rank for rank, pid in enumerate(history.latest(RECENT_ITEMS))}
-    recency = recency_weights(RECENT_ITEMS)
-    return (np.array([weight_of.get(pid, 0.0) for pid in similar_rows.row_ids]),
-            np.array([recency[rank_of[pid]] if pid in rank_of else 0.0 for pid in next_rows.row_ids]))
+@dataclass(frozen=True)
+class Neighbourhood:
+    """A history's neighbour rows, each with what it counts for: a similar row its product's
+    weight, a next row its recency (built once per request, read by `collaborative` and `explain`)."""
+
+    similar: NeighbourRows
+    next: NeighbourRows
+    similar_weights: np.ndarray
+    next_weights: np.ndarray
+
+    @classmethod
+    def of(cls, history: ProductWeights, similar: NeighbourRows, following: NeighbourRows) -> "Neighbourhood":
+        weight_of = history.as_dict()
+        rank_of = {pid: rank for rank, pid in enumerate(history.latest(RECENT_ITEMS))}
+        recency = recency_weights(RECENT_ITEMS)
+        return cls(similar, following, np.array([weight_of.get(pid, 0.0) for pid in similar.row_ids]),
+                   np.array([recency[rank_of[pid]] if pid in rank_of else 0.0 for pid in following.row_ids]))
+
+    def tables(self) -> tuple[tuple[str, NeighbourRows, np.ndarray], ...]:
+        return (SIMILAR, self.similar, self.similar_weights), (NEXT, self.next, self.next_weights)
 
 
-def collaborative(history: ProductWeights, similar_rows: NeighbourRows, next_rows: NeighbourRows, next_weight: float,
-                  limit: int = COLLABORATIVE_CANDIDATES) -> list[Candidate]:
+def collaborative(rows: Neighbourhood, next_weight: float, limit: int = COLLABORATIVE_CANDIDATES) -> list[Candidate]:
     """The best `limit` collaborative candidates, each with the table that contributed most as its
     source; which history product is behind it is left to `explain`, for the candidates shown.
     Both row sets come from one model (`shared.neighbours`: neighbours are integer codes of its
     products); numpy on codes throughout, product ids and Candidates only for the best."""
-    names = similar_rows.names if len(similar_rows.names) else next_rows.names
-    similar, following = (_scaled(ranking.collaborative_scores(w, rows.row, rows.neighbour, rows.weight))
-                          for rows, w in zip((similar_rows, next_rows), _row_weights(history, similar_rows, next_rows)))
+    names = rows.similar.names if len(rows.similar.names) else rows.next.names
+    similar, following = (_scaled(ranking.collaborative_scores(w, table.row, table.neighbour, table.weight))
+                          for _, table, w in rows.tables())
     ids, s_score, f_score, s_touched, f_touched = _union(similar, following)
     f_score *= next_weight
     total = s_score + f_score
@@ -102,22 +114,21 @@ def collaborative(history: ProductWeights, similar_rows: NeighbourRows, next_row
     return ranking.top_candidates(names[ids[keep]], total[keep], np.where(from_similar, SIMILAR, NEXT).tolist(), limit)
 
 
-def explain(shown: list[Candidate], history: ProductWeights, similar_rows: NeighbourRows, next_rows: NeighbourRows,
-            code_of: dict[str, int]) -> list[Candidate]:
+def explain(shown: list[Candidate], rows: Neighbourhood, code_of: dict[str, int]) -> list[Candidate]:
     """`shown` with `because` set on its collaborative candidates (source SIMILAR or NEXT): the
     history product whose row of that table contributed the largest part (`code_of`: the model's
     product codes). Done for a page, not for every candidate: it searches every pair of the rows."""
     explained = list(shown)
-    for source, rows, w in zip((SIMILAR, NEXT), (similar_rows, next_rows), _row_weights(history, similar_rows, next_rows)):
+    for source, table, w in rows.tables():
         at = [i for i, c in enumerate(shown) if c.source == source and c.because is None and c.product_id in code_of]
         if not at:
             continue
         codes = np.array([code_of[shown[i].product_id] for i in at])
         order = np.argsort(codes)
-        strongest = ranking.strongest_rows(w, rows.row, rows.neighbour, rows.weight, codes[order])
+        strongest = ranking.strongest_rows(w, table.row, table.neighbour, table.weight, codes[order])
         for i, row in zip(np.array(at)[order].tolist(), strongest.tolist()):
             if row >= 0:
-                explained[i] = shown[i]._replace(because=rows.row_ids[row])
+                explained[i] = shown[i]._replace(because=table.row_ids[row])
     return explained
 
 

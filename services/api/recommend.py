@@ -176,11 +176,12 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
     if request.strategy in USES_COLLABORATIVE:
         model = await store.collaborative(request.tenant_id, start.run)
 
-    def collaborative() -> tuple[list[Candidate], tuple | None]:  # the candidates, and the neighbour rows behind them
+    def collaborative() -> tuple[list[Candidate], hybrid.Neighbourhood | None]:  # and the rows behind them
         if model is None:
             return [], None
-        rows = model.rows("similar", wanted.similar_ids), model.rows("next", wanted.next_ids)
-        return hybrid.collaborative(weights, *rows, request.tuning.next_weight), rows
+        rows = hybrid.Neighbourhood.of(weights, model.rows("similar", wanted.similar_ids),
+                                       model.rows("next", wanted.next_ids))
+        return hybrid.collaborative(rows, request.tuning.next_weight), rows
 
     popular = hybrid.POPULAR_CANDIDATES if request.strategy == "hybrid" and request.tuning.blend.popularity > 0 else 0
     # Without a genre or year filter, the collaborative candidates and the most popular products need
@@ -218,8 +219,7 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
     def explained(ranked: list[Candidate]) -> list[Candidate]:  # the reasons of the page's collaborative items
         if not rows:
             return ranked
-        return ranked[:request.offset] + hybrid.explain(ranked[request.offset:end], weights, *rows, model.code_of) \
-            + ranked[end:]
+        return ranked[:request.offset] + hybrid.explain(ranked[request.offset:end], rows, model.code_of) + ranked[end:]
 
     ranked = explained(ranked)
     page_rows, filler = await _page(store, request, ranked, excluded, start.live_popularity)  # round trip 4

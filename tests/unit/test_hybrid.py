@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from services.api.hybrid import Tuning, blend, collaborative, content_by_rank, explain
+from services.api.hybrid import Neighbourhood, Tuning, blend, collaborative, content_by_rank, explain
 from shared.interactions import ProductWeights
 from shared.neighbours import CollaborativeModel
 from shared.ranking import CONTENT, NEXT, POPULAR, SIMILAR, BlendWeights, Candidate
@@ -32,28 +32,29 @@ def test_tuning_parses_overrides_and_names_what_is_wrong():
 def test_collaborative_blends_what_fans_liked_with_what_came_next_naming_the_source():
     history = ProductWeights(["b", "a"], np.array([1.0, 1.0]))  # b is the newest
     similar, following = tables({"a": [("x", 1.0), ("y", 0.5)]}, {"b": [("y", 1.0), ("z", 0.2)]})
-    ranked = collaborative(history, similar, following, next_weight=0.4)
+    rows = Neighbourhood.of(history, similar, following)
+    ranked = collaborative(rows, next_weight=0.4)
     assert all(c.because is None for c in ranked)  # named for the shown ones only
     code_of = model_of({"a": [("x", 1.0), ("y", 0.5)]}, {"b": [("y", 1.0), ("z", 0.2)]}).code_of
-    by_id = {c.product_id: c for c in explain(ranked, history, similar, following, code_of)}
+    by_id = {c.product_id: c for c in explain(ranked, rows, code_of)}
     assert (by_id["x"].source, by_id["x"].because) == (SIMILAR, "a")
     assert by_id["y"].score == pytest.approx(0.5 + 0.4) and by_id["y"].source == SIMILAR
     assert (by_id["z"].source, by_id["z"].because) == (NEXT, "b") and by_id["z"].score == pytest.approx(0.4 * 0.2)
     assert [c.product_id for c in ranked] == ["x", "y", "z"]
-    assert collaborative(history, similar, following, next_weight=0.4, limit=1) == ranked[:1]
+    assert collaborative(rows, next_weight=0.4, limit=1) == ranked[:1]
     shown = [ranked[2], Candidate("w", 1.0, CONTENT, "a"), Candidate("p", 0.5, POPULAR)]
-    assert explain(shown, history, similar, following, code_of)[1:] == shown[1:]  # only collaborative ones
-    only_next = collaborative(history, *tables({}, {"b": [("y", 1.0), ("z", 0.2)]}), next_weight=0.0)
+    assert explain(shown, rows, code_of)[1:] == shown[1:]  # only collaborative ones
+    only_next = collaborative(Neighbourhood.of(history, *tables({}, {"b": [("y", 1.0), ("z", 0.2)]})), next_weight=0.0)
     assert {(c.product_id, c.source) for c in only_next} == {("y", NEXT), ("z", NEXT)}
 
 
 def test_a_dislike_pushes_what_its_fans_liked():
     history = ProductWeights(["hated", "loved"], np.array([-0.3, 1.0]))
-    rows = tables({"loved": [("x", 1.0), ("y", 0.9)], "hated": [("y", 1.0)]}, {})
-    ranked = collaborative(history, *rows, 0.4)
+    rows = Neighbourhood.of(history, *tables({"loved": [("x", 1.0), ("y", 0.9)], "hated": [("y", 1.0)]}, {}))
+    ranked = collaborative(rows, 0.4)
     assert [c.product_id for c in ranked][0] == "x" and ranked[-1].product_id == "y"
     code_of = model_of({"loved": [("x", 1.0), ("y", 0.9)], "hated": [("y", 1.0)]}, {}).code_of
-    assert [c.because for c in explain(ranked, history, *rows, code_of)] == ["loved", "loved"]  # y: loved's +0.9 > hated's -0.3
+    assert [c.because for c in explain(ranked, rows, code_of)] == ["loved", "loved"]  # y: loved's +0.9 > hated's -0.3
 
 
 def test_content_ranks_become_scores_in_0_1():
