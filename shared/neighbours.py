@@ -72,10 +72,13 @@ class CollaborativeModel:
     popularity: np.ndarray  # float32 per code, in [0, 1] (shared.interactions.popularity); 0: none
     code_of: dict[str, int] = field(init=False, repr=False, compare=False)
     popular: np.ndarray = field(init=False, repr=False, compare=False)  # codes scoring > 0, most popular first
+    popularity_by_id: dict[str, float] = field(init=False, repr=False, compare=False)  # of those codes
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "code_of", {pid: code for code, pid in enumerate(self.product_ids.tolist())})
         scored = np.flatnonzero(self.popularity > 0)
+        object.__setattr__(self, "popularity_by_id", dict(zip(self.product_ids[scored].tolist(),
+                                                              self.popularity[scored].tolist())))
         order = np.lexsort((self.product_ids[scored].astype(str), -self.popularity[scored]))  # ties by id
         object.__setattr__(self, "popular", scored[order])
 
@@ -100,11 +103,8 @@ class CollaborativeModel:
 
     def popularity_of(self, product_ids) -> dict[str, float]:
         """Popularity of each of `product_ids` (0 for a product the model does not know)."""
-        product_ids = list(product_ids)
-        if not len(self.popularity):
-            return dict.fromkeys(product_ids, 0.0)
-        codes = np.array([self.code_of.get(pid, -1) for pid in product_ids], dtype=np.int64)
-        return dict(zip(product_ids, np.where(codes >= 0, self.popularity[codes], 0.0).tolist()))
+        score = self.popularity_by_id.get
+        return {pid: score(pid, 0.0) for pid in product_ids}
 
     def most_popular(self, count: int, excluded: set[str]) -> dict[str, float]:
         """The `count` most popular products not in `excluded`, most popular first, with their popularity."""

@@ -7,6 +7,7 @@ set with `make eval` (EVAL.md).
 """
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -80,11 +81,13 @@ def strongest_rows(row_weight: np.ndarray, row: np.ndarray, neighbour: np.ndarra
 
 def top_candidates(ids: np.ndarray, score: np.ndarray, source: Sequence[str], k: int) -> list[Candidate]:
     """The `k` best as Candidates (no reason yet), by score then id (only these become objects)."""
+    source = np.asarray(source)
     if len(ids) > k:
         keep = np.argpartition(-score, k - 1)[:k]
-        ids, score, source = ids[keep], score[keep], [source[i] for i in keep]
-    order = np.lexsort((ids, -score))
-    return [Candidate(str(ids[i]), float(score[i]), source[i]) for i in order]
+        ids, score, source = ids[keep], score[keep], source[keep]
+    order = np.lexsort((ids, -score))  # lists, then one map: indexing numpy arrays element by element costs more
+    return list(map(Candidate, ids[order].tolist(), score[order].tolist(),
+                    source[order].tolist()))
 
 
 def blend(parts: Sequence[tuple[float, Sequence[Candidate]]], popularity: Mapping[str, float],
@@ -93,7 +96,7 @@ def blend(parts: Sequence[tuple[float, Sequence[Candidate]]], popularity: Mappin
     the candidates) + popularity_weight * popularity (in [0, 1]); each keeps the source and reason
     of its largest term (popular when that is popularity or nothing is positive). Candidates are the union of the parts
     and `popularity` (pass the most popular products there too: they keep cold users served)."""
-    excluded = set(exclude)
+    excluded = exclude if isinstance(exclude, (set, frozenset)) else set(exclude)
     totals: dict[str, float] = {}
     best: dict[str, tuple[float, str, str | None]] = {}
     for weight, candidates in parts:
@@ -101,19 +104,23 @@ def blend(parts: Sequence[tuple[float, Sequence[Candidate]]], popularity: Mappin
         top = max((c.score for c in kept), default=0.0)
         if top <= 0 or weight == 0:
             continue
-        for c in kept:
-            term = weight * c.score / top
-            totals[c.product_id] = totals.get(c.product_id, 0.0) + term
-            if term > best.get(c.product_id, (0.0,))[0]:
-                best[c.product_id] = (term, c.source, c.because)
+        for product_id, score, source, because in kept:
+            term = weight * score / top
+            totals[product_id] = totals.get(product_id, 0.0) + term
+            held = best.get(product_id)
+            if term > (0.0 if held is None else held[0]):
+                best[product_id] = (term, source, because)
     for product_id, score in popularity.items():
         if product_id not in excluded:
             term = popularity_weight * score
             totals[product_id] = totals.get(product_id, 0.0) + term
-            if term > best.get(product_id, (0.0,))[0]:
-                best.pop(product_id, None)
-    ranked = sorted(totals.items(), key=lambda item: (-item[1], item[0]))[:k]
-    return [Candidate(pid, score, *best.get(pid, (0.0, POPULAR, None))[1:]) for pid, score in ranked]
+            held = best.get(product_id)
+            if held is not None and term > held[0]:
+                del best[product_id]
+    ranked = sorted(totals.items())  # by id, then (stable) by score, largest first: ties stay by id
+    ranked.sort(key=itemgetter(1), reverse=True)
+    popular = (0.0, POPULAR, None)
+    return [Candidate(pid, score, *best.get(pid, popular)[1:]) for pid, score in ranked[:k]]
 
 
 def mmr_rerank(ranked: Sequence[Candidate], vectors: Mapping[str, np.ndarray], k: int,

@@ -111,7 +111,7 @@ def collaborative(rows: Neighbourhood, next_weight: float, limit: int = COLLABOR
     total = s_score + f_score
     keep = np.argpartition(-total, limit - 1)[:limit] if len(ids) > limit else np.arange(len(ids))
     from_similar = s_touched[keep] & (~f_touched[keep] | (s_score[keep] >= f_score[keep]))
-    return ranking.top_candidates(names[ids[keep]], total[keep], np.where(from_similar, SIMILAR, NEXT).tolist(), limit)
+    return ranking.top_candidates(names[ids[keep]], total[keep], np.where(from_similar, SIMILAR, NEXT), limit)
 
 
 def explain(shown: list[Candidate], rows: Neighbourhood, code_of: dict[str, int]) -> list[Candidate]:
