@@ -177,9 +177,18 @@ class CpuMeter:
         busy = machine.user + machine.nice + machine.system + machine.irq + machine.softirq
         return busy, sum(sum(p.cpu_times()[:2]) for p in self.processes), time.process_time()
 
+    def _each(self) -> list[float]:
+        return [sum(p.cpu_times()[:2]) for p in self.processes]
+
     def start(self) -> "CpuMeter":
-        self.started = self._now()
+        self.started, self.started_each = self._now(), self._each()
         return self
+
+    def shares(self) -> list[float]:
+        """Each api process's part of the api CPU since `start`: processes sharing a port get
+        connections by a hash of their addresses, so with few client connections some get none."""
+        spent = [now - then for now, then in zip(self._each(), self.started_each)]
+        return [round(x / max(sum(spent), 1e-9), 2) for x in spent]
 
     def per_request(self, requests: int) -> dict:
         """Milliseconds of CPU per request: `machine`, `api` and `client`."""
@@ -275,7 +284,7 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
         print(f"api, one at a time, users without history (the popularity continuation): {cold}")
         meter = CpuMeter([api.popen.pid for api in apis]).start()
         latencies, wall, errors = await measure(api_url, users, args.requests, 16, args.limit, key)
-        many = {**summary(latencies, wall), "cpu_ms": meter.per_request(args.requests)}
+        many = {**summary(latencies, wall), "cpu_ms": meter.per_request(args.requests), "shares": meter.shares()}
         print(f"api, 16 in flight: {many}")
         rss_mib = [_rss_mib(api.popen.pid) for api in apis]
     finally:
@@ -292,7 +301,7 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
         "p99_ms_16": many["p99_ms"], "bare_rps_1": ceiling["bare_1"]["rps"], "nearest_rps_1": ceiling["nearest_1"]["rps"],
         "nearest_rps_16": ceiling["nearest_16"]["rps"], "bare_p50_ms": ceiling["bare_1"]["p50_ms"],
         "users": len(users), "long_history_users": len(long_users), "api_processes": args.api_processes,
-        "api_rss_mib": rss_mib, "db_connections_per_api": args.pool,
+        "api_rss_mib": rss_mib, "api_cpu_shares_16": many["shares"], "db_connections_per_api": args.pool,
         "cpu_ms_bare_16": ceiling["bare_16"]["cpu_ms"]["machine"], "cpu_ms_16": many["cpu_ms"]["machine"],
         "api_cpu_ms_16": many["cpu_ms"]["api"], "client_cpu_ms_16": many["cpu_ms"]["client"],
         "ef_search": args.ef_search, "limit": args.limit,
@@ -369,6 +378,8 @@ def run(args: argparse.Namespace, result: Report) -> dict:
                       for before, now in zip(sizes, sizes[1:])])
     result.note(f"Each api process: {sizes[-1]['api_rss_mib']} MiB resident after the run and up to"
                 f" {args.pool} database connections; the server: shared_buffers {SHARED_BUFFERS} when the"
-                " bench starts its own (else the given server's).")
+                " bench starts its own (else the given server's). Each process's part of the api CPU at 16 in"
+                f" flight: {sizes[-1]['api_cpu_shares_16']} (the port hands each of the 16 client connections to"
+                " one process by a hash: with several processes, some can get none).")
     main = next((f for f in sizes if f["products"] == 100_000), sizes[-1])
     return {**main, "sizes": sizes}
