@@ -14,6 +14,7 @@ and a trained collaborative model (`gateway_data.py`). Then, in one run:
 """
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import statistics
@@ -196,6 +197,29 @@ class CpuMeter:
         return dict(zip(("machine", "api", "client"), (round(x, 2) for x in spent)))
 
 
+@contextlib.contextmanager
+def serving(count: int, env: dict, log_dir: Path):
+    """`count` api processes sharing one port (REUSE_PORT in `env`), ready; stopped on the way out."""
+    apis = [spawn(f"api{i}", "services.api", env, log_dir, f"http://127.0.0.1:{env['PORT']}/health/ready")
+            for i in range(count)]
+    try:
+        for api in apis:
+            wait_ready(api)
+        yield apis
+    finally:
+        for api in apis:
+            api.terminate()
+
+
+async def in_flight_16(api_url: str, users: list[str], args: argparse.Namespace, key: str, apis) -> dict:
+    """`args.requests` requests with 16 in flight: latencies, requests/s, errors, CPU per request and
+    each process's part of the api CPU."""
+    meter = CpuMeter([api.popen.pid for api in apis]).start()
+    latencies, wall, errors = await measure(api_url, users, args.requests, 16, args.limit, key)
+    return {**summary(latencies, wall), "errors": errors, "cpu_ms": meter.per_request(args.requests),
+            "shares": meter.shares()}
+
+
 def _rss_mib(pid: int) -> float:
     """Resident memory of a process (what each extra api process costs, besides its connections)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -264,44 +288,46 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
     env = {"DATABASE_URL": url, "PORT": str(port), "LOG_LEVEL": "WARNING", "RATE_LIMIT_PER_S": "1000000",
            "RATE_LIMIT_BURST": "1000000", "EF_SEARCH": str(args.ef_search), "DB_POOL_MAX": str(args.pool),
            "REUSE_PORT": "true"}
-    apis = [spawn(f"api{i}", "services.api", env, log_dir, f"http://127.0.0.1:{port}/health/ready")
-            for i in range(args.api_processes)]
+    api_url = f"http://127.0.0.1:{port}"
     try:
-        for api in apis:
-            wait_ready(api)
-        api_url = f"http://127.0.0.1:{port}"
-        await measure(api_url, users, 300, 4, args.limit, key)  # warm every process's pool and caches
-        latencies, wall, errors_one = await measure(api_url, users, args.requests, 1, args.limit, key)
-        one = summary(latencies, wall)
-        print(f"api, one at a time: {one}")
-        long_latencies, long_wall, long_errors = await measure(api_url, long_users, max(200, args.requests // 4), 1,
-                                                               args.limit, key)
-        long = summary(long_latencies, long_wall)
-        print(f"api, one at a time, {LONG_HISTORY:,}-item histories: {long}")
-        cold_latencies, cold_wall, cold_errors = await measure(api_url, [f"new-user-{i}" for i in range(100)], 200, 1,
-                                                               args.limit, key)
-        cold = summary(cold_latencies, cold_wall)
-        print(f"api, one at a time, users without history (the popularity continuation): {cold}")
-        meter = CpuMeter([api.popen.pid for api in apis]).start()
-        latencies, wall, errors = await measure(api_url, users, args.requests, 16, args.limit, key)
-        many = {**summary(latencies, wall), "cpu_ms": meter.per_request(args.requests), "shares": meter.shares()}
-        print(f"api, 16 in flight: {many}")
-        rss_mib = [_rss_mib(api.popen.pid) for api in apis]
+        with serving(args.api_processes, env, log_dir) as apis:
+            await measure(api_url, users, 300, 4, args.limit, key)  # warm every process's pool and caches
+            latencies, wall, errors_one = await measure(api_url, users, args.requests, 1, args.limit, key)
+            one = summary(latencies, wall)
+            print(f"api, one at a time: {one}")
+            long_latencies, long_wall, long_errors = await measure(api_url, long_users, max(200, args.requests // 4),
+                                                                   1, args.limit, key)
+            long = summary(long_latencies, long_wall)
+            print(f"api, one at a time, {LONG_HISTORY:,}-item histories: {long}")
+            cold_latencies, cold_wall, cold_errors = await measure(api_url, [f"new-user-{i}" for i in range(100)], 200,
+                                                                   1, args.limit, key)
+            cold = summary(cold_latencies, cold_wall)
+            print(f"api, one at a time, users without history (the popularity continuation): {cold}")
+            many = await in_flight_16(api_url, users, args, key, apis)
+            print(f"api, 16 in flight: {many}")
+            rss_mib = [_rss_mib(api.popen.pid) for api in apis]
+        by_processes = [{"api_processes": args.api_processes, **many}]
+        for count in (int(text) for text in filter(None, args.more_processes.split(","))):
+            with serving(count, env, log_dir) as apis:
+                await measure(api_url, users, 50 * count + 100, 16, args.limit, key)  # warm every process
+                by_processes.append({"api_processes": count, **await in_flight_16(api_url, users, args, key, apis)})
+                print(f"api, 16 in flight, {count} processes: {by_processes[-1]}")
     finally:
-        for api in apis:
-            api.terminate()
         shutil.rmtree(log_dir, ignore_errors=True)
+    for row in by_processes:
+        row["ratio"] = round(row["rps"] / ceiling["bare_16"]["rps"], 3)
     return {
         "products": products, "p50_ms": one["p50_ms"], "p99_ms": one["p99_ms"], "p99_ms_long_history": long["p99_ms"],
         "rps_1": one["rps"], "rps_16": many["rps"], "bare_rps_16": ceiling["bare_16"]["rps"],
         "ratio_16": round(many["rps"] / ceiling["bare_16"]["rps"], 3), "recall_at_10": round(recall, 4),
         "round_trips": max(trips), "round_trips_mean": round(float(np.mean(trips)), 2),
-        "errors": errors + long_errors + errors_one + cold_errors,
+        "errors": sum(row["errors"] for row in by_processes) + long_errors + errors_one + cold_errors,
         "p50_ms_no_history": cold["p50_ms"], "p99_ms_no_history": cold["p99_ms"], "p50_ms_long_history": long["p50_ms"], "p50_ms_16": many["p50_ms"],
         "p99_ms_16": many["p99_ms"], "bare_rps_1": ceiling["bare_1"]["rps"], "nearest_rps_1": ceiling["nearest_1"]["rps"],
         "nearest_rps_16": ceiling["nearest_16"]["rps"], "bare_p50_ms": ceiling["bare_1"]["p50_ms"],
         "users": len(users), "long_history_users": len(long_users), "api_processes": args.api_processes,
         "api_rss_mib": rss_mib, "api_cpu_shares_16": many["shares"], "db_connections_per_api": args.pool,
+        "by_api_processes": by_processes,
         "cpu_ms_bare_16": ceiling["bare_16"]["cpu_ms"]["machine"], "cpu_ms_16": many["cpu_ms"]["machine"],
         "api_cpu_ms_16": many["cpu_ms"]["api"], "client_cpu_ms_16": many["cpu_ms"]["client"],
         "ef_search": args.ef_search, "limit": args.limit,
@@ -320,6 +346,9 @@ def add_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--requests", type=int, default=2_000)
     group.add_argument("--bare-users", type=int, default=300, help="users whose requests are replayed bare")
     group.add_argument("--api-processes", type=int, default=1)
+    group.add_argument("--more-processes", default="",
+                       help="api process counts measured again at 16 in flight after the main run, comma-separated"
+                            " (e.g. 2,4,8 on a machine with cores to spare)")
     group.add_argument("--pool", type=int, default=8, help="database connections per api process")
     group.add_argument("--limit", type=int, default=10)
     group.add_argument("--ef-search", type=int, default=ApiSettings.model_fields["ef_search"].default)
@@ -369,6 +398,14 @@ def run(args: argparse.Namespace, result: Report) -> dict:
                  ["products", "bare: machine", "api path: machine", "api processes", "HTTP client", "the rest (server)"],
                  [[f["products"], f["cpu_ms_bare_16"], f["cpu_ms_16"], f["api_cpu_ms_16"], f["client_cpu_ms_16"],
                    round(f["cpu_ms_16"] - f["api_cpu_ms_16"] - f["client_cpu_ms_16"], 2)] for f in sizes])
+    if args.more_processes:
+        result.table("16 in flight by api processes (the same bare ceiling; each process's part of the api CPU:"
+                     " the port hands each of the 16 client connections to one process by a hash)",
+                     ["products", "api processes", "rps 16", "ratio", "p50 ms", "p99 ms", "machine CPU ms",
+                      "api CPU ms", "parts of the api CPU", "errors"],
+                     [[f["products"], row["api_processes"], row["rps"], row["ratio"], row["p50_ms"], row["p99_ms"],
+                       row["cpu_ms"]["machine"], row["cpu_ms"]["api"], " ".join(map(str, row["shares"])),
+                       row["errors"]] for f in sizes for row in f["by_api_processes"]])
     growth = ["p50_ms", "p99_ms", "p99_ms_long_history", "rps_1", "rps_16", "bare_rps_16", "recall_at_10"]
     if len(sizes) > 1:
         result.table("How each figure grows: the value at this size divided by the value at the size before",
