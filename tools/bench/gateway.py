@@ -62,8 +62,8 @@ class Recording:
 
 def _pool(url: str, ef_search: int, size: int):
     """Connections set up as the api's (its session settings, no reset on release), without its
-    per-statement timeout: the ceiling measures, it
-    does not give up (on a busy machine a statement of the 16-in-flight replay took over 4 s)."""
+    per-statement timeout: the ceiling measures, it does not give up (on a busy machine a statement
+    of the 16-in-flight replay took over 4 s)."""
     settings = ApiSettings(database_url=url, ef_search=ef_search, db_pool_min=size, db_pool_max=size,
                            db_command_timeout_s=None)
     return create_pool(settings, server_settings=query_settings(settings), keep_session=True)
@@ -319,14 +319,14 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
     return {
         "products": products, "p50_ms": one["p50_ms"], "p99_ms": one["p99_ms"], "p99_ms_long_history": long["p99_ms"],
         "rps_1": one["rps"], "rps_16": many["rps"], "bare_rps_16": ceiling["bare_16"]["rps"],
-        "ratio_16": round(many["rps"] / ceiling["bare_16"]["rps"], 3), "recall_at_10": round(recall, 4),
+        "ratio_16": by_processes[0]["ratio"], "recall_at_10": round(recall, 4),
         "round_trips": max(trips), "round_trips_mean": round(float(np.mean(trips)), 2),
         "errors": sum(row["errors"] for row in by_processes) + long_errors + errors_one + cold_errors,
         "p50_ms_no_history": cold["p50_ms"], "p99_ms_no_history": cold["p99_ms"], "p50_ms_long_history": long["p50_ms"], "p50_ms_16": many["p50_ms"],
         "p99_ms_16": many["p99_ms"], "bare_rps_1": ceiling["bare_1"]["rps"], "nearest_rps_1": ceiling["nearest_1"]["rps"],
         "nearest_rps_16": ceiling["nearest_16"]["rps"], "bare_p50_ms": ceiling["bare_1"]["p50_ms"],
         "users": len(users), "long_history_users": len(long_users), "api_processes": args.api_processes,
-        "api_rss_mib": rss_mib, "api_cpu_shares_16": many["shares"], "db_connections_per_api": args.pool,
+        "api_rss_mib": rss_mib, "db_connections_per_api": args.pool,
         "by_api_processes": by_processes,
         "cpu_ms_bare_16": ceiling["bare_16"]["cpu_ms"]["machine"], "cpu_ms_16": many["cpu_ms"]["machine"],
         "api_cpu_ms_16": many["cpu_ms"]["api"], "client_cpu_ms_16": many["cpu_ms"]["client"],
@@ -416,7 +416,7 @@ def run(args: argparse.Namespace, result: Report) -> dict:
     result.note(f"Each api process: {sizes[-1]['api_rss_mib']} MiB resident after the run and up to"
                 f" {args.pool} database connections; the server: shared_buffers {SHARED_BUFFERS} when the"
                 " bench starts its own (else the given server's). Each process's part of the api CPU at 16 in"
-                f" flight: {sizes[-1]['api_cpu_shares_16']} (the port hands each of the 16 client connections to"
+                f" flight: {sizes[-1]['by_api_processes'][0]['shares']} (the port hands each of the 16 client connections to"
                 " one process by a hash: with several processes, some can get none).")
     main = next((f for f in sizes if f["products"] == 100_000), sizes[-1])
     return {**main, "sizes": sizes}

@@ -96,7 +96,7 @@ async def load(url: str, products: int, users: int, long_users: int, seed: int, 
                   + (" and their model" if trained else "; training the model again (its format changed)"))
             if not trained:
                 await _train(url, dense_items)
-            await settle(conn)
+            await settle(url)
             return {row["user_id"]: row["n"] for row in rows}
         for table in ("interactions", "users", "product_vectors", "products", "collaborative_models", "product_popularity"):
             await conn.execute(f"DELETE FROM {table} WHERE tenant_id = $1", TENANT)  # constant table names
@@ -139,20 +139,20 @@ async def load(url: str, products: int, users: int, long_users: int, seed: int, 
     finally:
         await conn.close()
     await _train(url, dense_items)
-    conn = await asyncpg.connect(url)
-    try:
-        await settle(conn)
-    finally:
-        await conn.close()
+    await settle(url)
     return actual
 
 
-async def settle(conn: asyncpg.Connection) -> None:
+async def settle(url: str) -> None:
     """Vacuum the bench's own database, so that the measurements meet settled tables: freshly loaded
     rows get their hint bits and visibility map here, not from the first statements measured, and
     autovacuum has nothing left to do during the run (quick when a previous run did it)."""
     started = time.perf_counter()
-    await conn.execute("VACUUM (ANALYZE)")
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("VACUUM (ANALYZE)")
+    finally:
+        await conn.close()
     print(f"vacuumed in {time.perf_counter() - started:.1f}s")
 
 
