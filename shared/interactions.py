@@ -22,8 +22,9 @@ to [0, 1].
 """
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import datetime
+from functools import cached_property
+from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
@@ -60,9 +61,7 @@ def preferences(types: np.ndarray, stars: np.ndarray) -> np.ndarray:
     """The preference of each event (`PREFERENCE` of its `effective_type`); `stars` NaN where none."""
     types = np.asarray(types, dtype=object)
     stars = np.asarray(stars, dtype=np.float64)
-    out = np.zeros(len(types), dtype=np.float64)
-    for kind in ("purchase", "like", "dislike", "view"):
-        out[types == kind] = PREFERENCE[kind]
+    out = np.fromiter(map(PREFERENCE.get, types, repeat(0.0)), dtype=np.float64, count=len(types))  # ratings: below
     rated = types == "rating"
     with np.errstate(invalid="ignore"):
         out[rated & (stars >= LIKE_MIN_STARS)] = PREFERENCE["like"]

@@ -8,6 +8,7 @@ keeps it in memory (`services.api.neighbours`), so a request reads its history's
 with numpy instead of fetching and decoding thousands of (id, weight) pairs.
 """
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import asyncpg
 import numpy as np
@@ -73,9 +74,15 @@ class CollaborativeModel:
     code_of: dict[str, int] = field(init=False, repr=False, compare=False)
     popular: np.ndarray = field(init=False, repr=False, compare=False)  # codes scoring > 0, most popular first
     popularity_by_id: dict[str, float] = field(init=False, repr=False, compare=False)  # of those codes
+    row_of: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)  # per table: code -> its row, -1: none
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "code_of", {pid: code for code, pid in enumerate(self.product_ids.tolist())})
+        row_of = {}
+        for kind, table in self.tables.items():
+            row_of[kind] = np.full(len(self.product_ids) + 1, -1, dtype=np.int32)  # the last: unknown products
+            row_of[kind][table.rows] = np.arange(len(table.rows))
+        object.__setattr__(self, "row_of", row_of)
         scored = np.flatnonzero(self.popularity > 0)
         object.__setattr__(self, "popularity_by_id", dict(zip(self.product_ids[scored].tolist(),
                                                               self.popularity[scored].tolist())))
@@ -103,8 +110,7 @@ class CollaborativeModel:
 
     def popularity_of(self, product_ids) -> dict[str, float]:
         """Popularity of each of `product_ids` (0 for a product the model does not know)."""
-        score = self.popularity_by_id.get
-        return {pid: score(pid, 0.0) for pid in product_ids}
+        return dict(zip(product_ids, map(self.popularity_by_id.get, product_ids, repeat(0.0))))
 
     def most_popular(self, count: int, excluded: set[str]) -> dict[str, float]:
         """The `count` most popular products not in `excluded`, most popular first, with their popularity."""
@@ -120,11 +126,9 @@ class CollaborativeModel:
     def rows(self, kind: str, product_ids: list[str]) -> NeighbourRows:
         """The rows of `product_ids` (those that have one), in that order."""
         table = self.tables[kind]
-        codes = np.array([self.code_of.get(pid, -1) for pid in product_ids], dtype=table.rows.dtype)  # no cast of the table
-        if len(table.rows) == 0:
-            return NeighbourRows(names=self.product_ids)
-        at = np.minimum(np.searchsorted(table.rows, codes), len(table.rows) - 1)
-        found = (codes >= 0) & (table.rows[at] == codes)
+        codes = np.fromiter(map(self.code_of.get, product_ids, repeat(-1)), dtype=np.int64, count=len(product_ids))
+        at = self.row_of[kind][codes]  # an unknown product's code, -1, reads the last entry: -1
+        found = at >= 0
         at = at[found]
         neighbours, weights = table.neighbours[at], table.weights[at]
         filled = neighbours >= 0

@@ -34,7 +34,7 @@ class BlendWeights:
     popularity: float = 0.05  # make eval on the tuned users: 0.1 cost coverage, 0.05 helped a little (EVAL.md)
 
 
-DENSE_PER_PAIR = 16  # collaborative_scores sums into an array of every code up to this many per pair (else sorts)
+DENSE_PER_PAIR = 64  # collaborative_scores marks codes in an array of every code up to this many per pair (else sorts)
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,10 @@ def collaborative_scores(row_weight: np.ndarray, row: np.ndarray, neighbour: np.
     parts = np.asarray(row_weight, dtype=np.float64)[row] * weight
     keep = parts != 0
     codes, parts = neighbour[keep], parts[keep]
-    if len(codes) and int(codes.max()) < DENSE_PER_PAIR * len(codes):  # summing into an array of every code is cheaper
-        reached = np.flatnonzero(np.bincount(codes))
+    if len(codes) and int(codes.max()) < DENSE_PER_PAIR * len(codes):  # marking an array of every code beats sorting
+        seen = np.zeros(int(codes.max()) + 1, dtype=bool)
+        seen[codes] = True
+        reached = np.flatnonzero(seen)
         return Scores(reached, np.bincount(codes, weights=parts)[reached])
     ids, inverse = np.unique(codes, return_inverse=True)
     return Scores(ids, np.bincount(inverse, weights=parts, minlength=len(ids)))
@@ -85,42 +87,50 @@ def top_candidates(ids: np.ndarray, score: np.ndarray, source: Sequence[str], k:
     if len(ids) > k:
         keep = np.argpartition(-score, k - 1)[:k]
         ids, score, source = ids[keep], score[keep], source[keep]
-    order = np.lexsort((ids, -score))  # lists, then one map: indexing numpy arrays element by element costs more
-    return list(map(Candidate, ids[order].tolist(), score[order].tolist(),
-                    source[order].tolist()))
+    order = np.argsort(-score, kind="stable")  # lists, then one map: indexing numpy arrays element by element costs more
+    ranked = list(map(Candidate, ids[order].tolist(), score[order].tolist(), source[order].tolist()))
+    ordered = score[order]
+    if len(ordered) > 1 and (ordered[1:] == ordered[:-1]).any():  # equal scores: by id (sorting by id always costs more)
+        ranked.sort(key=lambda c: (-c.score, c.product_id))
+    return ranked
 
 
 def blend(parts: Sequence[tuple[float, Sequence[Candidate]]], popularity: Mapping[str, float],
           popularity_weight: float, exclude: Collection[str], k: int) -> list[Candidate]:
     """The top `k` candidates not in `exclude` by sum_i weight_i * score_i / (largest score_i among
     the candidates) + popularity_weight * popularity (in [0, 1]); each keeps the source and reason
-    of its largest term (popular when that is popularity or nothing is positive). Candidates are the union of the parts
-    and `popularity` (pass the most popular products there too: they keep cold users served)."""
+    of its largest term (popular when that is popularity or nothing is positive). Candidates are the
+    union of the parts (each names a product at most once) and `popularity` (pass the most popular
+    products there too: they keep cold users served). Ties rank by product id."""
     excluded = exclude if isinstance(exclude, (set, frozenset)) else set(exclude)
-    totals: dict[str, float] = {}
-    best: dict[str, tuple[float, str, str | None]] = {}
+    index: dict[str, int] = {}  # product id -> its place in `total`, in order of appearance
+
+    def places(product_ids: list[str]) -> np.ndarray:  # a new product gets the next place
+        return np.array([index.setdefault(pid, len(index)) for pid in product_ids], dtype=np.int64)
+
+    terms = []  # per part taken: (places, terms, the candidates)
     for weight, candidates in parts:
         kept = [c for c in candidates if c.product_id not in excluded]
-        top = max((c.score for c in kept), default=0.0)
-        if top <= 0 or weight == 0:
-            continue
-        for product_id, score, source, because in kept:
-            term = weight * score / top
-            totals[product_id] = totals.get(product_id, 0.0) + term
-            held = best.get(product_id)
-            if term > (0.0 if held is None else held[0]):
-                best[product_id] = (term, source, because)
-    for product_id, score in popularity.items():
-        if product_id not in excluded:
-            term = popularity_weight * score
-            totals[product_id] = totals.get(product_id, 0.0) + term
-            held = best.get(product_id)
-            if held is not None and term > held[0]:
-                del best[product_id]
-    ranked = sorted(totals.items())  # by id, then (stable) by score, largest first: ties stay by id
-    ranked.sort(key=itemgetter(1), reverse=True)
-    popular = (0.0, POPULAR, None)
-    return [Candidate(pid, score, *best.get(pid, popular)[1:]) for pid, score in ranked[:k]]
+        scores = np.array([c.score for c in kept], dtype=np.float64)
+        top = scores.max(initial=0.0)
+        if top > 0 and weight != 0:
+            terms.append((places([c.product_id for c in kept]), weight * scores / top, kept))
+    popular = [pid for pid in popularity if pid not in excluded]
+    popular_at = places(popular)
+    total = np.zeros(len(index))
+    best_term, best_part, best_of = np.zeros(len(index)), np.full(len(index), -1), np.zeros(len(index), dtype=np.int64)
+    for part, (at, term, _) in enumerate(terms):
+        total[at] += term
+        larger = term > best_term[at]  # the first part keeps a tie
+        best_term[at[larger]], best_part[at[larger]], best_of[at[larger]] = term[larger], part, np.flatnonzero(larger)
+    popular_term = popularity_weight * np.array(list(map(popularity.__getitem__, popular)), dtype=np.float64)
+    total[popular_at] += popular_term
+    best_part[popular_at[popular_term > best_term[popular_at]]] = -1  # popularity is the largest term
+    chosen = np.arange(len(total)) if len(total) <= k else np.flatnonzero(total >= np.partition(total, -k)[-k])
+    ids = list(index)
+    ranked = sorted(zip((-total[chosen]).tolist(), [ids[i] for i in chosen.tolist()], chosen.tolist()))[:k]
+    return [Candidate(pid, -negative, POPULAR) if best_part[i] < 0
+            else terms[best_part[i]][2][best_of[i]]._replace(score=-negative) for negative, pid, i in ranked]
 
 
 def mmr_rerank(ranked: Sequence[Candidate], vectors: Mapping[str, np.ndarray], k: int,

@@ -132,7 +132,8 @@ def rank(request: Request, weights: ProductWeights, history_vectors: dict[str, n
     if request.strategy in USES_COLLABORATIVE:
         # the content ranking already obeys the filters and exclusions; the rest was checked in `found`
         failed = {c.product_id for c in collaborative} - found.allowed
-        ranked = hybrid.blend(collaborative, content, popularity, excluded | failed, request.depth, request.tuning)
+        ranked = hybrid.blend(collaborative, content, popularity, excluded | failed if failed else excluded,
+                              request.depth, request.tuning)
     else:
         ranked = content
     if request.diversity > 0 and ranked:

@@ -75,7 +75,8 @@ def _average_linkage(units: np.ndarray, max_interests: int) -> list[list[int]]:
     distance = np.clip(1.0 - units.astype(np.float64) @ units.T.astype(np.float64), 0.0, 2.0)
     np.fill_diagonal(distance, 0.0)
     groups = {i: [i] for i in range(count)}
-    for step, (a, b, apart, _) in enumerate(linkage(squareform(distance, checks=False), method="average")):
+    merges = linkage(squareform(distance, checks=False), method="average").tolist()  # Python floats: cheaper to read
+    for step, (a, b, apart, _) in enumerate(merges):
         if apart > 1 - JOIN_SIMILARITY and count - step <= max_interests:  # merges come closest first
             break
         groups[count + step] = groups.pop(int(a)) + groups.pop(int(b))

@@ -45,6 +45,14 @@ def test_blend_scales_each_part_by_its_best_remaining_candidate():
     assert ranked[0].score == 1.0
 
 
+def test_equal_scores_rank_by_product_id_in_the_blend_and_the_collaborative_top():
+    tied = [Candidate("c", 1.0, SIMILAR, "h"), Candidate("a", 1.0, SIMILAR, "h"), Candidate("b", 1.0, SIMILAR, "h")]
+    assert [c.product_id for c in blend([(1.0, tied)], {"d": 0.0}, 0.1, set(), k=2)] == ["a", "b"]
+    assert [c.product_id for c in blend([(1.0, tied)], {"a": 0.5, "d": 0.0}, 0.1, set(), k=3)] == ["a", "b", "c"]
+    best = top_candidates(np.array(["c", "a", "b", "z"], dtype=object), np.array([0.5, 0.5, 0.5, 0.9]), [SIMILAR] * 4, 4)
+    assert [c.product_id for c in best] == ["z", "a", "b", "c"]
+
+
 def test_mmr_with_diversity_breaks_up_near_duplicates():
     ranked = [Candidate("a", 1.0, SIMILAR), Candidate("a2", 0.99, SIMILAR), Candidate("b", 0.9, SIMILAR)]
     vectors = {"a": np.array([1.0, 0.0]), "a2": np.array([2.0, 0.0]), "b": np.array([0.0, 1.0])}
