@@ -210,10 +210,13 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
         found, (collaborated, rows) = await overlapped(trip, collaborative, nothing)
     if not check:
         found = replace(found, allowed={c.product_id for c in collaborated})
+    known = {}  # popularity already looked up: of the most popular (a lookup per product costs)
     if model is not None and not filtered:
-        found = replace(found, popular=list(model.most_popular(popular, excluded)))
+        known = model.most_popular(popular, excluded)
+        found = replace(found, popular=list(known))
     shown = {pid for nearest in found.nearest for pid in nearest} | found.allowed | set(found.popular)
-    popularity = model.popularity_of(shown) if model is not None and request.strategy == "hybrid" else {}
+    popularity = model.popularity_of(shown - known.keys()) | known \
+        if model is not None and request.strategy == "hybrid" else {}
     ranked = rank(request, weights, history_vectors, q, collaborated, found, popularity, excluded)
     end = request.offset + request.limit
 
