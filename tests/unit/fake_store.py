@@ -61,7 +61,7 @@ class FakeStore:
     def row(self, pid: str) -> dict:
         return {"id": pid, "title": f"Title {pid}", "description": "", "genres": self.genres.get(pid, []),
                 "year": 2000, "metadata": json.dumps({}), "version": 1, "created_at": T, "updated_at": T,
-                "embedding_status": "ready"}
+                "embedding_status": "ready", "embedding_error": None}
 
     async def page(self, tenant_id, model, product_ids, excluded, filters, offset, count, live):
         self.calls.append("page")

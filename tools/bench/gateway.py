@@ -10,7 +10,8 @@ and a trained collaborative model (`gateway_data.py`). Then, in one run:
   `GET /v1/users/{id}/recommendations` one at a time (all users, the 2,000-item users alone, and
   users without history) and with 16 in flight, counting errors;
 - recall@10 of the served HNSW search against an exact scan;
-- the CPU each request costs at 16 in flight: the machine's, the api processes', the client's.
+- the CPU each request costs at 16 in flight: the machine's, the api processes', the client's;
+- the CPU of ranking and rendering alone: the recorded requests' Store answers replayed without I/O.
 """
 import argparse
 import asyncio
@@ -39,6 +40,7 @@ from shared.migrate import migrate
 from shared.settings import ApiSettings, Settings
 from tests.processes import spawn, wait_ready
 from tools.bench.gateway_data import DIM, LONG_HISTORY, MODEL, TENANT, load
+from tools.bench.replay import Answers, ranking_cpu_ms
 from tools.bench.results import Report
 
 TARGETS = {"p50_ms": 10.0, "p99_ms": 30.0, "ratio_16": 0.8, "recall_at_10": 0.95}
@@ -69,9 +71,10 @@ def _pool(url: str, ef_search: int, size: int):
     return create_pool(settings, server_settings=query_settings(settings), keep_session=True)
 
 
-async def record(url: str, users: list[str], ef_search: int, limit: int) -> dict[str, list]:
-    """Each user's request as the statements the api runs for it (parameters included)."""
-    recorded = {}
+async def record(url: str, users: list[str], ef_search: int, limit: int) -> tuple[dict[str, list], list]:
+    """Each user's request as the statements the api runs for it (parameters included), and as
+    (request, user, the Store's answers, the page) to replay without I/O (`tools.bench.replay`)."""
+    recorded, answered = {}, []
     pool = await _pool(url, ef_search, 1)
     models = CollaborativeModels(1)
     try:
@@ -81,11 +84,13 @@ async def record(url: str, users: list[str], ef_search: int, limit: int) -> dict
                 recording = Recording(conn)
                 request = Request(TENANT, MODEL, DEFAULT_STRATEGY, Filters(), limit, 0, ranked_depth(limit),
                                   dimension=DIM)
-                await recommend(Store(recording, models), request, user)
+                answers = Answers(Store(recording, models))
+                page = await recommend(answers, request, user)
                 recorded[user] = recording.statements
+                answered.append((request, user, answers.kept, page))
     finally:
         await pool.close()
-    return recorded
+    return recorded, answered
 
 
 async def bare(url: str, ef_search: int, requests: list[list], concurrency: int) -> tuple[list[float], float]:
@@ -265,7 +270,9 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
     if "product_vectors_embedding_" not in plan:
         raise SystemExit("the candidate query does not use the HNSW index:\n" + plan)
 
-    recorded = await record(url, users[:args.bare_users], args.ef_search, args.limit)
+    recorded, answered = await record(url, users[:args.bare_users], args.ef_search, args.limit)
+    ranking_cpu = await ranking_cpu_ms(answered)
+    print(f"ranking and rendering in process, without I/O: {ranking_cpu} ms of CPU per request")
     queries = [vector for statements in recorded.values() for _, query, sent in statements
                if "unnest($3::vector[]" in query for vector in sent[2]]
     recall = await recall_at_10(url, args.ef_search, queries)
@@ -330,6 +337,7 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
         "by_api_processes": by_processes,
         "cpu_ms_bare_16": ceiling["bare_16"]["cpu_ms"]["machine"], "cpu_ms_16": many["cpu_ms"]["machine"],
         "api_cpu_ms_16": many["cpu_ms"]["api"], "client_cpu_ms_16": many["cpu_ms"]["client"],
+        "ranking_cpu_ms": ranking_cpu,
         "ef_search": args.ef_search, "limit": args.limit,
     }
 
@@ -395,9 +403,11 @@ def run(args: argparse.Namespace, result: Report) -> dict:
                    f["p99_ms_no_history"]] for f in sizes])
     result.table("CPU per request at 16 in flight (ms; every part shares the machine's cores, so requests/s is"
                  " about cores x 1000 / machine CPU, and ratio_16 about bare CPU / api-path CPU)",
-                 ["products", "bare: machine", "api path: machine", "api processes", "HTTP client", "the rest (server)"],
+                 ["products", "bare: machine", "api path: machine", "api processes", "HTTP client", "the rest (server)",
+                  "ranking alone (no I/O, not under load)"],
                  [[f["products"], f["cpu_ms_bare_16"], f["cpu_ms_16"], f["api_cpu_ms_16"], f["client_cpu_ms_16"],
-                   round(f["cpu_ms_16"] - f["api_cpu_ms_16"] - f["client_cpu_ms_16"], 2)] for f in sizes])
+                   round(f["cpu_ms_16"] - f["api_cpu_ms_16"] - f["client_cpu_ms_16"], 2), f["ranking_cpu_ms"]]
+                  for f in sizes])
     if args.more_processes:
         result.table("16 in flight by api processes (the same bare ceiling; each process's part of the api CPU:"
                      " the port hands each of the 16 client connections to one process by a hash)",
