@@ -7,7 +7,6 @@ set with `make eval` (EVAL.md).
 """
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import NamedTuple
 
 import numpy as np
