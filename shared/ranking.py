@@ -127,9 +127,10 @@ def blend(parts: Sequence[tuple[float, Sequence[Candidate]]], popularity: Mappin
     best_part[popular_at[popular_term > best_term[popular_at]]] = -1  # popularity is the largest term
     chosen = np.arange(len(total)) if len(total) <= k else np.flatnonzero(total >= np.partition(total, -k)[-k])
     ids = list(index)
-    ranked = sorted(zip((-total[chosen]).tolist(), [ids[i] for i in chosen.tolist()], chosen.tolist()))[:k]
-    return [Candidate(pid, -negative, POPULAR) if best_part[i] < 0
-            else terms[best_part[i]][2][best_of[i]]._replace(score=-negative) for negative, pid, i in ranked]
+    ranked = sorted(zip((-total[chosen]).tolist(), [ids[i] for i in chosen.tolist()],  # ids differ: ties end there
+                        best_part[chosen].tolist(), best_of[chosen].tolist()))[:k]
+    return [Candidate(pid, -negative, POPULAR) if part < 0 else Candidate(pid, -negative, *terms[part][2][of][2:])
+            for negative, pid, part, of in ranked]
 
 
 def mmr_rerank(ranked: Sequence[Candidate], vectors: Mapping[str, np.ndarray], k: int,

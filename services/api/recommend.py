@@ -142,6 +142,17 @@ def rank(request: Request, weights: ProductWeights, history_vectors: dict[str, n
 
 
 @dataclass(frozen=True)
+class FromModel:
+    """What the collaborative model in memory gives a request (computed while a statement runs:
+    each lookup in the model's dictionaries of every product costs)."""
+
+    candidates: list[Candidate]
+    rows: hybrid.Neighbourhood | None  # the history's neighbour rows behind them
+    most_popular: dict[str, float]  # without a genre or year filter (else round trip 3 finds them)
+    popularity: dict[str, float]  # of the candidates and the most popular, for the hybrid's blend
+
+
+@dataclass(frozen=True)
 class Page:
     items: list[tuple[Candidate, dict]]  # each candidate with its product row
     reasons: dict  # product id -> row, of the products the reasons name
@@ -177,29 +188,34 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
     if request.strategy in USES_COLLABORATIVE:
         model = await store.collaborative(request.tenant_id, start.run)
 
-    def collaborative() -> tuple[list[Candidate], hybrid.Neighbourhood | None]:  # and the rows behind them
-        if model is None:
-            return [], None
-        rows = hybrid.Neighbourhood.of(weights, model.rows("similar", wanted.similar_ids),
-                                       model.rows("next", wanted.next_ids))
-        return hybrid.collaborative(rows, request.tuning.next_weight), rows
-
     popular = hybrid.POPULAR_CANDIDATES if request.strategy == "hybrid" and request.tuning.blend.popularity > 0 else 0
     # Without a genre or year filter, the collaborative candidates and the most popular products need
     # no query: exclusions are known here, and a product deleted since the model was trained is
     # dropped when the page finds no row for it. MMR needs the collaborative candidates' vectors.
-    # The collaborative candidates are computed while round trip 3 runs, or round trip 2 when
-    # round trip 3 must name them.
+    # What the model gives is computed while round trip 3 runs, or round trip 2 when round trip 3
+    # must name the collaborative candidates.
     filtered = any(value is not None for value in (request.filters.genre, request.filters.year_from,
                                                    request.filters.year_to))
     named = filtered or request.diversity > 0
+
+    def from_model() -> FromModel:
+        if model is None:
+            return FromModel([], None, {}, {})
+        rows = hybrid.Neighbourhood.of(weights, model.rows("similar", wanted.similar_ids),
+                                       model.rows("next", wanted.next_ids))
+        candidates = hybrid.collaborative(rows, request.tuning.next_weight)
+        most = {} if filtered else model.most_popular(popular, excluded)
+        looked_up = model.popularity_of([c.product_id for c in candidates if c.product_id not in most]) | most \
+            if request.strategy == "hybrid" else {}
+        return FromModel(candidates, rows, most, looked_up)
+
     vectors = store.vectors(request.tenant_id, request.model, wanted.vector_ids)  # round trip 2
     if named:
-        history_vectors, (collaborated, rows) = await overlapped(vectors, collaborative)
+        history_vectors, given = await overlapped(vectors, from_model)
     else:
         history_vectors = await vectors
     q = queries(request.strategy, weight_of, history_vectors, request.depth)
-    check = [c.product_id for c in collaborated] if named else []
+    check = [c.product_id for c in given.candidates] if named else []
     trip, nothing = None, Found([], set(), [], {})
     if q.vectors or check or (popular and filtered):  # round trip 3
         trip = store.candidates(request.tenant_id, request.model, q.vectors, q.counts, excluded, request.filters,
@@ -207,16 +223,16 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
     if named:
         found = await trip if trip else nothing
     else:
-        found, (collaborated, rows) = await overlapped(trip, collaborative, nothing)
+        found, given = await overlapped(trip, from_model, nothing)
+    collaborated, rows = given.candidates, given.rows
     if not check:
         found = replace(found, allowed={c.product_id for c in collaborated})
-    known = {}  # popularity already looked up: of the most popular (a lookup per product costs)
     if model is not None and not filtered:
-        known = model.most_popular(popular, excluded)
-        found = replace(found, popular=list(known))
-    shown = {pid for nearest in found.nearest for pid in nearest} | found.allowed | set(found.popular)
-    popularity = model.popularity_of(shown - known.keys()) | known \
-        if model is not None and request.strategy == "hybrid" else {}
+        found = replace(found, popular=list(given.most_popular))
+    popularity = {}
+    if model is not None and request.strategy == "hybrid":
+        rest = {pid for nearest in found.nearest for pid in nearest} | set(found.popular)
+        popularity = model.popularity_of(rest - given.popularity.keys()) | given.popularity
     ranked = rank(request, weights, history_vectors, q, collaborated, found, popularity, excluded)
     end = request.offset + request.limit
 

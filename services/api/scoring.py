@@ -4,6 +4,7 @@ No I/O here; `recommend.py` feeds it the history's weights (`shared.interactions
 from PostgreSQL. Candidates are `shared.ranking.Candidate`s with source CONTENT.
 """
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,26 +31,58 @@ def _unit(vector: np.ndarray) -> np.ndarray:
     return vector / norm if norm > 0 else vector
 
 
-def _units(vectors: dict[str, np.ndarray], ids: list[str], dimension: int = 0) -> np.ndarray:
-    """The vectors of `ids` as one matrix of unit rows (one allocation, not one per vector)."""
-    if not ids:
-        return np.zeros((0, dimension or len(next(iter(vectors.values()), ()))), dtype=np.float32)
-    matrix = np.array([vectors[pid] for pid in ids], dtype=np.float32)
-    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+class Vectors(Mapping[str, np.ndarray]):
+    """Vectors by product id, held as one float32 matrix whose unit rows are computed once (a
+    request reads the units of its liked and disliked products several times)."""
+
+    def __init__(self, product_ids: list[str], matrix: np.ndarray):
+        self.row = {pid: i for i, pid in enumerate(product_ids)}
+        self.matrix = matrix
+        self._units: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, vectors: Mapping[str, np.ndarray]) -> "Vectors":
+        if isinstance(vectors, Vectors):
+            return vectors
+        ids = list(vectors)
+        if not ids:
+            return cls([], np.zeros((0, 0), dtype=np.float32))
+        return cls(ids, np.array([vectors[pid] for pid in ids], dtype=np.float32))
+
+    def __getitem__(self, product_id: str) -> np.ndarray:
+        return self.matrix[self.row[product_id]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.row)
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    def __contains__(self, product_id: object) -> bool:
+        return product_id in self.row
+
+    def units(self, ids: list[str], dimension: int = 0) -> np.ndarray:
+        """The vectors of `ids` as one matrix of unit rows."""
+        if not ids:
+            return np.zeros((0, dimension or self.matrix.shape[1]), dtype=np.float32)
+        if self._units is None:
+            self._units = self.matrix / np.maximum(np.linalg.norm(self.matrix, axis=1, keepdims=True), 1e-12)
+        return self._units[[self.row[pid] for pid in ids]]
 
 
-def find_interests(vectors: dict[str, np.ndarray], weights: dict[str, float],
+def find_interests(vectors: Mapping[str, np.ndarray], weights: dict[str, float],
                    max_interests: int = MAX_INTERESTS) -> list[Interest]:
     """Group the positively weighted items into at most `max_interests` interests, heaviest first:
     a user who likes westerns and cartoons gets two interests, not one blurred average.
 
     Average-linkage clustering on cosine similarity: the two closest groups merge while they are
     at least JOIN_SIMILARITY alike on average, or while there are too many groups."""
+    vectors = Vectors.of(vectors)
     ranked = sorted((pid for pid in vectors if weights.get(pid, 0) > 0), key=lambda pid: (-weights[pid], pid))
     liked, rest = ranked[:MAX_CLUSTERED], ranked[MAX_CLUSTERED:]
     if not liked:
         return []
-    units = _units(vectors, liked)
+    units = vectors.units(liked)
     groups = _average_linkage(units, max_interests)
     interests = []
     for members in groups:
@@ -57,7 +90,7 @@ def find_interests(vectors: dict[str, np.ndarray], weights: dict[str, float],
         centroid = _unit((units[members] * member_weights[:, None]).sum(axis=0))
         interests.append(Interest([liked[i] for i in members], float(member_weights.sum()), centroid))
     if rest:  # lighter items join the interest they are closest to (the first one on a tie)
-        closest = (_units(vectors, rest) @ np.stack([interest.centroid for interest in interests]).T).argmax(axis=1)
+        closest = (vectors.units(rest) @ np.stack([interest.centroid for interest in interests]).T).argmax(axis=1)
         for pid, index in zip(rest, closest.tolist()):
             interests[index].members.append(pid)
             interests[index].weight += weights[pid]
@@ -83,39 +116,41 @@ def _average_linkage(units: np.ndarray, max_interests: int) -> list[list[int]]:
     return sorted(sorted(group) for group in groups.values())
 
 
-def interest_shares(interests: list[Interest], vectors: dict[str, np.ndarray],
+def interest_shares(interests: list[Interest], vectors: Mapping[str, np.ndarray],
                     weights: dict[str, float]) -> list[float]:
     """The share of the list each interest gets: by the square root of its weight, so a small
     interest still shows up, less what dislikes close to it take away."""
+    vectors = Vectors.of(vectors)
     disliked = [pid for pid, w in weights.items() if w < 0 and pid in vectors]
     centroids = np.stack([interest.centroid for interest in interests])
     strength = np.array([-weights[pid] for pid in disliked], dtype=np.float32)
-    against = (np.maximum(_units(vectors, disliked, centroids.shape[1]) @ centroids.T, 0.0) * strength[:, None]).sum(axis=0)
+    against = (np.maximum(vectors.units(disliked, centroids.shape[1]) @ centroids.T, 0.0) * strength[:, None]).sum(axis=0)
     masses = [math.sqrt(max(interest.weight - float(a), 0.05 * interest.weight, 1e-9))
               for interest, a in zip(interests, against)]
     total = sum(masses)
     return [mass / total for mass in masses]
 
 
-def score_content(candidate_ids: list[str], candidates: np.ndarray, vectors: dict[str, np.ndarray],
+def score_content(candidate_ids: list[str], candidates: np.ndarray, vectors: Mapping[str, np.ndarray],
                   weights: dict[str, float], interests: list[Interest]) -> tuple[list[Candidate], list[int]]:
     """Score each candidate by its best match among the liked items (weighted), minus a penalty
     for resembling a disliked one; `because` is the liked item that contributed most. Also the
     interest each candidate belongs to (that liked item's)."""
     if not candidate_ids:
         return [], []
+    vectors = Vectors.of(vectors)
     candidates = candidates / np.maximum(np.linalg.norm(candidates, axis=1, keepdims=True), 1e-12)
     liked = [pid for interest in interests for pid in interest.members]
     group_of = np.array([g for g, interest in enumerate(interests) for _ in interest.members])
     liked_weights = np.array([weights[pid] for pid in liked], dtype=np.float32)
     factors = 0.5 + 0.5 * liked_weights / liked_weights.max()
-    contributions = (candidates @ _units(vectors, liked).T) * factors
+    contributions = (candidates @ vectors.units(liked).T) * factors
     best = contributions.argmax(axis=1)
     scores = contributions[np.arange(len(candidate_ids)), best]
     disliked = [pid for pid, w in weights.items() if w < 0 and pid in vectors]
     if disliked:
         strength = np.array([-weights[pid] for pid in disliked], dtype=np.float32)
-        penalty = np.clip(candidates @ _units(vectors, disliked).T, 0, None) * (strength / strength.max())
+        penalty = np.clip(candidates @ vectors.units(disliked).T, 0, None) * (strength / strength.max())
         scores = scores - DISLIKE_PENALTY * penalty.max(axis=1)
     return ([Candidate(pid, score, CONTENT, liked[b]) for pid, score, b in zip(candidate_ids, scores.tolist(), best.tolist())],
             group_of[best].tolist())

@@ -26,6 +26,7 @@ from pgvector import Vector
 
 from services.api.neighbours import CollaborativeModels
 from services.api.products import PRODUCT_COLUMNS
+from services.api.scoring import Vectors
 from shared.interactions import History, popularity, training_weights
 from shared.models import order_expression
 from shared.neighbours import CollaborativeModel
@@ -192,12 +193,12 @@ async def history(conn: asyncpg.Connection, tenant_id: str, user_id: str | None,
                  scores, row["run"])
 
 
-async def vectors(conn: asyncpg.Connection, tenant_id: str, model: str, product_ids: list[str]) -> dict[str, np.ndarray]:
+async def vectors(conn: asyncpg.Connection, tenant_id: str, model: str, product_ids: list[str]) -> Vectors:
     """Round trip 2 (none when the strategy needs no history vectors)."""
     if not product_ids:
-        return {}
+        return Vectors([], np.zeros((0, 0), dtype=np.float32))
     rows = await conn.fetch(VECTORS, tenant_id, model, joined(product_ids))
-    return dict(zip([row["product_id"] for row in rows], vectors_of([row["embedding"] for row in rows])))
+    return Vectors([row["product_id"] for row in rows], vectors_of([row["embedding"] for row in rows]))
 
 
 @dataclass(frozen=True)
@@ -277,7 +278,7 @@ class Store:
     async def history(self, *args, **kwargs) -> Start:
         return await history(self.conn, *args, **kwargs)
 
-    async def vectors(self, *args, **kwargs) -> dict[str, np.ndarray]:
+    async def vectors(self, *args, **kwargs) -> Vectors:
         return await vectors(self.conn, *args, **kwargs)
 
     async def collaborative(self, tenant_id: str, run: int | None) -> CollaborativeModel | None:

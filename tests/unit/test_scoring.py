@@ -1,7 +1,7 @@
 """Content scoring: interests, shares, scores with reasons, interleaving."""
 import numpy as np
 
-from services.api.scoring import find_interests, interest_shares, interleave, score_content
+from services.api.scoring import Vectors, find_interests, interest_shares, interleave, score_content
 
 AXES = np.eye(4, dtype=np.float32)
 
@@ -50,3 +50,20 @@ def test_interleave_gives_each_interest_its_share_of_every_prefix():
     order = [c.product_id for c in interleave(scored, groups, [0.5, 0.5])]
     assert {order[0][0], order[1][0]} == {"w", "c"} and order[:4].count("c0") == 1
     assert order[-3:] == ["w3", "w4", "w5"]  # the cartoons ran out; westerns fill the rest in score order
+
+
+def test_vectors_give_unit_rows_of_the_asked_products_in_that_order():
+    vectors = Vectors(["a", "b", "zero"], np.stack([3 * AXES[0], AXES[1] + AXES[2], 0 * AXES[0]]))
+    units = vectors.units(["b", "a", "zero"])
+    assert np.allclose(units, [(AXES[1] + AXES[2]) / np.sqrt(2), AXES[0], 0 * AXES[0]])
+    assert vectors.units([], 4).shape == (0, 4) and vectors["a"][0] == 3.0 and "c" not in vectors
+    assert Vectors.of(vectors) is vectors and list(Vectors.of({"x": AXES[2]})) == ["x"]
+
+
+def test_interests_are_the_same_from_a_dictionary_and_from_one_matrix():
+    vectors = {"w1": AXES[0], "w2": AXES[0] + 0.1 * AXES[3], "c1": AXES[1], "bad": AXES[1] + AXES[2]}
+    weights = {"w1": 1.0, "w2": 0.5, "c1": 1.0, "bad": -1.0}
+    matrix = Vectors(list(vectors), np.stack(list(vectors.values())))
+    from_dict, from_matrix = find_interests(vectors, weights), find_interests(matrix, weights)
+    assert [i.members for i in from_dict] == [i.members for i in from_matrix]
+    assert interest_shares(from_dict, vectors, weights) == interest_shares(from_matrix, matrix, weights)
