@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 CONTENT_DEPTH = 40  # at least this many items ranked by the strategy; popularity continues the list after them
 DEPTH_PER_LIMIT = 4  # ... and four pages' worth
-MAX_HISTORY_VECTORS = 100  # the most heavily weighted history items taken into account (make eval: 200 scored the same)
+MAX_HISTORY_VECTORS = 50  # the most heavily weighted history items taken into account (make eval: 100 and 200 scored the same)
 OVERFETCH = 1.2  # candidates fetched per interest, relative to its share of the depth
 STRATEGIES = ("hybrid", "collaborative", "content", "spike", "popular")
 DEFAULT_STRATEGY = "hybrid"
