@@ -15,19 +15,15 @@ from shared.settings import ApiSettings
 
 def query_settings(settings: ApiSettings) -> dict[str, str]:
     """Session settings of the api's connections: the HNSW search breadth, iterative index scans
-    so filtered queries still fill their lists, and PostgreSQL's own choice between a plan per
-    call and one generic plan per prepared statement (`auto`, its default, named here because the
-    request path depends on it): after five calls the history, vectors and page statements keep a
-    generic plan and skip planning (0.3 ms of a request at 100,000 products), while the
-    nearest-neighbour statement is planned per call, because its generic plan (no limit, no filter
-    values) is an exact scan priced far above the index (`make bench` fails if it ever ran one).
-    No JIT compilation and no parallel workers: at 100,000 products the planner's cost estimates
-    crossed the JIT threshold and compiling took longer than the query, and starting workers costs
-    more than a request's index lookups save."""
+    so filtered queries still fill their lists, and a custom plan per call (a generic plan cannot
+    see which filters are unset and may trade the index for an exact scan). No JIT compilation and
+    no parallel workers: at 100,000 products the planner's cost estimates crossed the JIT threshold
+    and compiling took longer than the query, and starting workers costs more than a request's
+    index lookups save."""
     return {
         "hnsw.ef_search": str(settings.ef_search),
         "hnsw.iterative_scan": "relaxed_order",
-        "plan_cache_mode": "auto",
+        "plan_cache_mode": "force_custom_plan",
         "jit": "off",
         "max_parallel_workers_per_gather": "0",
     }
