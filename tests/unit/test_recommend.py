@@ -150,3 +150,18 @@ async def test_the_work_runs_while_the_statement_is_in_flight():
         await overlapped(trip(), lambda: 1 / 0)
     assert events == ["sent", "cancelled"]  # ended before the error leaves (and the connection with it)
     assert await overlapped(None, lambda: 42, "nothing") == ("nothing", 42)
+
+
+@pytest.mark.parametrize("filters", [Filters(), Filters(genre="Drama")])
+async def test_popularity_counts_for_collaborative_candidates_with_and_without_a_filter(filters):
+    """Two products the liked one's fans liked equally, neither among the nearest nor among the
+    most popular (250 more popular products, closer in description): the hybrid ranks the more
+    popular of the two first, each scoring its collaborative part (1) plus 0.05 x its popularity."""
+    others = {f"f{i:03d}": AXES[0] + AXES[2] for i in range(250)}
+    vectors = {"a": AXES[0], "x": AXES[1], "y": AXES[1], **others}
+    store = FakeStore(vectors, {pid: ["Drama"] for pid in vectors},
+                      {"u": [Interaction("a", "like", None, T)]}, {"a": [("x", 0.5), ("y", 0.5)]}, {},
+                      {"x": 0.2, "y": 0.4, **{pid: 0.9 for pid in others}})
+    page = await recommend(store, request(limit=2, filters=filters, tuning=Tuning.parse("content:0")), "u")
+    assert ids(page) == ["y", "x"]
+    assert [c.score for c, _ in page.items] == pytest.approx([1 + 0.05 * 0.4, 1 + 0.05 * 0.2], rel=1e-6)
