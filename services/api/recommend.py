@@ -11,7 +11,7 @@ ones get their reason (`hybrid.explain`).
 """
 import asyncio
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -82,7 +82,7 @@ class Queries:
     shares: list[float]
 
 
-def queries(strategy: str, weights: dict[str, float], vectors: dict[str, np.ndarray], depth: int) -> Queries:
+def queries(strategy: str, weights: dict[str, float], vectors: Mapping[str, np.ndarray], depth: int) -> Queries:
     """The nearest-neighbour queries: one per interest (content, hybrid) or the mean of the likes (spike)."""
     if strategy == "spike":
         liked = sorted(pid for pid, w in weights.items() if w > 0 and pid in vectors)
@@ -102,7 +102,7 @@ def _units(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
-def content_ranking(strategy: str, q: Queries, weights: dict[str, float], history_vectors: dict[str, np.ndarray],
+def content_ranking(strategy: str, q: Queries, weights: dict[str, float], history_vectors: Mapping[str, np.ndarray],
                     found: Found, depth: int) -> list[Candidate]:
     """The content candidates (from the nearest-neighbour rows) ranked: interleaved interests, or
     for the spike by cosine to the mean of the likes."""
@@ -121,7 +121,7 @@ def content_ranking(strategy: str, q: Queries, weights: dict[str, float], histor
     return interleave(scored, groups, q.shares)[:depth]
 
 
-def rank(request: Request, weights: ProductWeights, history_vectors: dict[str, np.ndarray], q: Queries,
+def rank(request: Request, weights: ProductWeights, history_vectors: Mapping[str, np.ndarray], q: Queries,
          collaborative: list[Candidate], found: Found, popularity: dict[str, float],
          excluded: set[str]) -> list[Candidate]:
     """The strategy's ranking (at most `depth`), before the popularity continuation; MMR if asked.
