@@ -18,7 +18,7 @@ from typing import TypeVar
 import numpy as np
 
 from services.api import hybrid
-from services.api.scoring import find_interests, interest_shares, interleave, score_content
+from services.api.scoring import Vectors, find_interests, interest_shares, interleave, score_content, unit_rows
 from services.api.store import Filters, Found, Store
 from shared.interactions import History, ProductWeights
 from shared.ranking import CONTENT, POPULAR, Candidate, mmr_rerank
@@ -88,7 +88,7 @@ def queries(strategy: str, weights: dict[str, float], vectors: Mapping[str, np.n
         liked = sorted(pid for pid, w in weights.items() if w > 0 and pid in vectors)
         if not liked:
             return Queries([], [], [], [])
-        mean = _units(np.stack([vectors[pid] for pid in liked])).mean(axis=0)
+        mean = Vectors.of(vectors).units(liked).mean(axis=0)
         return Queries([mean / max(float(np.linalg.norm(mean)), 1e-12)], [depth], [], [])
     if strategy not in USES_CONTENT:
         return Queries([], [], [], [])
@@ -96,10 +96,6 @@ def queries(strategy: str, weights: dict[str, float], vectors: Mapping[str, np.n
     shares = interest_shares(interests, vectors, weights) if interests else []
     counts = [math.ceil(depth * share * OVERFETCH) + 2 for share in shares]
     return Queries([interest.centroid for interest in interests], counts, interests, shares)
-
-
-def _units(matrix: np.ndarray) -> np.ndarray:
-    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
 def content_ranking(strategy: str, q: Queries, weights: dict[str, float], history_vectors: Mapping[str, np.ndarray],
@@ -112,8 +108,8 @@ def content_ranking(strategy: str, q: Queries, weights: dict[str, float], histor
     matrix = np.stack([found.vectors[pid] for pid in ids])
     if strategy == "spike":
         liked = sorted(pid for pid, w in weights.items() if w > 0 and pid in history_vectors)
-        units = _units(matrix)
-        closest = (units @ _units(np.stack([history_vectors[pid] for pid in liked])).T).argmax(axis=1)
+        units = unit_rows(matrix)
+        closest = (units @ Vectors.of(history_vectors).units(liked).T).argmax(axis=1)
         scores = units @ q.vectors[0]
         ranked = [Candidate(pid, float(scores[i]), CONTENT, liked[closest[i]]) for i, pid in enumerate(ids)]
         return sorted(ranked, key=lambda c: (-c.score, c.product_id))[:depth]

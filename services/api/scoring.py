@@ -31,6 +31,11 @@ def _unit(vector: np.ndarray) -> np.ndarray:
     return vector / norm if norm > 0 else vector
 
 
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Each row divided by its length (a zero row stays zero)."""
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+
+
 class Vectors(Mapping[str, np.ndarray]):
     """Vectors by product id, held as one float32 matrix whose unit rows are computed once (a
     request reads the units of its liked and disliked products several times)."""
@@ -66,7 +71,7 @@ class Vectors(Mapping[str, np.ndarray]):
         if not ids:
             return np.zeros((0, dimension or self.matrix.shape[1]), dtype=np.float32)
         if self._units is None:
-            self._units = self.matrix / np.maximum(np.linalg.norm(self.matrix, axis=1, keepdims=True), 1e-12)
+            self._units = unit_rows(self.matrix)
         return self._units[[self.row[pid] for pid in ids]]
 
 
@@ -139,7 +144,7 @@ def score_content(candidate_ids: list[str], candidates: np.ndarray, vectors: Map
     if not candidate_ids:
         return [], []
     vectors = Vectors.of(vectors)
-    candidates = candidates / np.maximum(np.linalg.norm(candidates, axis=1, keepdims=True), 1e-12)
+    candidates = unit_rows(candidates)
     liked = [pid for interest in interests for pid in interest.members]
     group_of = np.array([g for g, interest in enumerate(interests) for _ in interest.members])
     liked_weights = np.array([weights[pid] for pid in liked], dtype=np.float32)
