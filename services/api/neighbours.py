@@ -4,8 +4,14 @@ A request learns the run id of its tenant's stored model in its first round trip
 holds an older run (or none), the request loads the stored one first: once per training run per
 process, and requests arriving meanwhile wait for that same load. At most `max_tenants` models are
 kept; the least recently used goes first.
+
+A loaded model's objects are frozen out of the garbage collector's view (`gc.freeze`): they live
+until the next training run, and a full collection would otherwise walk its dictionaries of every
+product (40 ms at 100,000 products, every few hundred requests). They are freed as usual when
+the model is replaced: nothing in a model refers back to itself.
 """
 import asyncio
+import gc
 from collections import OrderedDict
 
 import asyncpg
@@ -38,6 +44,7 @@ class CollaborativeModels:
                 return model
             model = await neighbours.load(conn, tenant_id)
             if model is not None:
+                gc.freeze()
                 self._models[tenant_id] = model
                 self._models.move_to_end(tenant_id)
                 while len(self._models) > self.max_tenants:
