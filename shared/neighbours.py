@@ -73,7 +73,6 @@ class CollaborativeModel:
     popularity: np.ndarray  # float32 per code, in [0, 1] (shared.interactions.popularity); 0: none
     code_of: dict[str, int] = field(init=False, repr=False, compare=False)
     popular: np.ndarray = field(init=False, repr=False, compare=False)  # codes scoring > 0, most popular first
-    popularity_by_id: dict[str, float] = field(init=False, repr=False, compare=False)  # of those codes
     row_of: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)  # per table: code -> its row, -1: none
 
     def __post_init__(self) -> None:
@@ -84,8 +83,6 @@ class CollaborativeModel:
             row_of[kind][table.rows] = np.arange(len(table.rows))
         object.__setattr__(self, "row_of", row_of)
         scored = np.flatnonzero(self.popularity > 0)
-        object.__setattr__(self, "popularity_by_id", dict(zip(self.product_ids[scored].tolist(),
-                                                              self.popularity[scored].tolist())))
         order = np.lexsort((self.product_ids[scored].astype(str), -self.popularity[scored]))  # ties by id
         object.__setattr__(self, "popular", scored[order])
 
@@ -108,20 +105,15 @@ class CollaborativeModel:
         return cls(run_id, np.array(names, dtype=object), packed,
                    np.array([popularity.get(pid, 0.0) for pid in names], dtype=np.float32))
 
-    def popularity_of(self, product_ids) -> dict[str, float]:
-        """Popularity of each of `product_ids` (0 for a product the model does not know)."""
-        return dict(zip(product_ids, map(self.popularity_by_id.get, product_ids, repeat(0.0))))
-
-    def most_popular(self, count: int, excluded: set[str]) -> dict[str, float]:
-        """The `count` most popular products not in `excluded`, most popular first, with their popularity."""
-        found: dict[str, float] = {}
-        start, window = 0, count + 32
-        while len(found) < count and start < len(self.popular):  # the excluded push some out: look further
+    def most_popular(self, count: int, excluded: set[str]) -> np.ndarray:
+        """Codes of the `count` most popular products not in `excluded`, most popular first."""
+        found: list[np.ndarray] = []
+        start, window, total = 0, count + 32, 0
+        while total < count and start < len(self.popular):  # the excluded push some out: look further
             top = self.popular[start:start + window]
-            found |= {pid: score for pid, score in zip(self.product_ids[top].tolist(), self.popularity[top].tolist())
-                      if pid not in excluded}
-            start, window = start + window, window * 2
-        return dict(list(found.items())[:count])
+            found.append(top[[pid not in excluded for pid in self.product_ids[top].tolist()]])
+            start, window, total = start + window, window * 2, total + len(found[-1])
+        return np.concatenate(found)[:count] if found else np.zeros(0, dtype=np.int64)
 
     def rows(self, kind: str, product_ids: list[str]) -> NeighbourRows:
         """The rows of `product_ids` (those that have one), in that order."""

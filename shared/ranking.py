@@ -5,7 +5,7 @@ The api fetches from PostgreSQL what these functions take: the history's weights
 popularity in [0, 1] and, for MMR, the candidates' vectors. Nothing here does I/O. Defaults were
 set with `make eval` (EVAL.md).
 """
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -38,10 +38,11 @@ DENSE_PER_PAIR = 64  # collaborative_scores marks codes in an array of every cod
 
 @dataclass(frozen=True)
 class Scores:
-    """Collaborative scores of the products some history row reached."""
+    """Scores of some products, by their integer codes in the collaborative model (`shared.neighbours`)."""
 
-    ids: np.ndarray  # product codes, ascending
+    ids: np.ndarray  # product codes (ascending from `collaborative_scores`)
     score: np.ndarray  # float64: summed over the history rows
+    source: np.ndarray | None = None  # per product, SIMILAR or NEXT: the table that contributed most
 
 
 def collaborative_scores(row_weight: np.ndarray, row: np.ndarray, neighbour: np.ndarray,
@@ -80,57 +81,40 @@ def strongest_rows(row_weight: np.ndarray, row: np.ndarray, neighbour: np.ndarra
     return strongest
 
 
-def top_candidates(ids: np.ndarray, score: np.ndarray, source: Sequence[str], k: int) -> list[Candidate]:
-    """The `k` best as Candidates (no reason yet), by score then id (only these become objects)."""
-    source = np.asarray(source)
-    if len(ids) > k:
-        keep = np.argpartition(-score, k - 1)[:k]
-        ids, score, source = ids[keep], score[keep], source[keep]
-    order = np.argsort(-score, kind="stable")  # lists, then one map: indexing numpy arrays element by element costs more
-    ranked = list(map(Candidate, ids[order].tolist(), score[order].tolist(), source[order].tolist()))
-    ordered = score[order]
-    if len(ordered) > 1 and (ordered[1:] == ordered[:-1]).any():  # equal scores: by id (sorting by id always costs more)
-        ranked.sort(key=lambda c: (-c.score, c.product_id))
-    return ranked
-
-
-def blend(parts: Sequence[tuple[float, Sequence[Candidate]]], popularity: Mapping[str, float],
-          popularity_weight: float, exclude: Collection[str], k: int) -> list[Candidate]:
-    """The top `k` candidates not in `exclude` by sum_i weight_i * score_i / (largest score_i among
-    the candidates) + popularity_weight * popularity (in [0, 1]); each keeps the source and reason
-    of its largest term (popular when that is popularity or nothing is positive). Candidates are the
-    union of the parts (each names a product at most once) and `popularity` (pass the most popular
-    products there too: they keep cold users served). Ties rank by product id."""
-    excluded = exclude if isinstance(exclude, (set, frozenset)) else set(exclude)
-    index: dict[str, int] = {}  # product id -> its place in `total`, in order of appearance
-
-    def places(product_ids: list[str]) -> np.ndarray:  # a new product gets the next place
-        return np.array([index.setdefault(pid, len(index)) for pid in product_ids], dtype=np.int64)
-
-    terms = []  # per part taken: (places, terms, the candidates)
-    for weight, candidates in parts:
-        kept = [c for c in candidates if c.product_id not in excluded]
-        scores = np.array([c.score for c in kept], dtype=np.float64)
+def blend(parts: Sequence[tuple[float, np.ndarray, np.ndarray]], popular: np.ndarray, popularity: np.ndarray,
+          popularity_weight: float, name_of: Callable[[int], str], k: int) -> list[tuple[str, float, int, int]]:
+    """The top `k` products by sum_i weight_i * score_i / (largest score_i) + popularity_weight *
+    popularity, over product codes: `parts` are (weight, codes, scores), each naming a code at most
+    once, exclusions already taken out; `popular` names more codes (the most popular products: they
+    keep cold users served); `popularity` is per code, 0 beyond its end. A part whose scores are all
+    <= 0 counts for nothing. Each result is (product id, total, the part whose term is largest, the
+    candidate's index in that part); the part is -1 where popularity is the largest term or nothing
+    is positive. Ties rank by product id (`name_of` a code)."""
+    codes = np.concatenate([part[1] for part in parts] + [popular]).astype(np.int64, copy=False)
+    if not len(codes):
+        return []
+    union, place = np.unique(codes, return_inverse=True)
+    total, best_term = np.zeros(len(union)), np.zeros(len(union))
+    best_part, best_of = np.full(len(union), -1), np.zeros(len(union), dtype=np.int64)
+    start = 0
+    for part, (weight, part_codes, scores) in enumerate(parts):
+        at, start = place[start:start + len(part_codes)], start + len(part_codes)
         top = scores.max(initial=0.0)
-        if top > 0 and weight != 0:
-            terms.append((places([c.product_id for c in kept]), weight * scores / top, kept))
-    popular = [pid for pid in popularity if pid not in excluded]
-    popular_at = places(popular)
-    total = np.zeros(len(index))
-    best_term, best_part, best_of = np.zeros(len(index)), np.full(len(index), -1), np.zeros(len(index), dtype=np.int64)
-    for part, (at, term, _) in enumerate(terms):
+        if top <= 0 or weight == 0:
+            continue
+        term = weight * np.asarray(scores, dtype=np.float64) / top
         total[at] += term
         larger = term > best_term[at]  # the first part keeps a tie
         best_term[at[larger]], best_part[at[larger]], best_of[at[larger]] = term[larger], part, np.flatnonzero(larger)
-    popular_term = popularity_weight * np.array(list(map(popularity.__getitem__, popular)), dtype=np.float64)
-    total[popular_at] += popular_term
-    best_part[popular_at[popular_term > best_term[popular_at]]] = -1  # popularity is the largest term
+    known = union < len(popularity)
+    popular_term = np.zeros(len(union))
+    popular_term[known] = popularity_weight * popularity[union[known]].astype(np.float64)
+    total += popular_term
+    best_part[popular_term > best_term] = -1  # popularity is the largest term
     chosen = np.arange(len(total)) if len(total) <= k else np.flatnonzero(total >= np.partition(total, -k)[-k])
-    ids = list(index)
-    ranked = sorted(zip((-total[chosen]).tolist(), [ids[i] for i in chosen.tolist()],  # ids differ: ties end there
+    ranked = sorted(zip((-total[chosen]).tolist(), map(name_of, union[chosen].tolist()),  # ids differ: ties end there
                         best_part[chosen].tolist(), best_of[chosen].tolist()))[:k]
-    return [Candidate(pid, -negative, POPULAR) if part < 0 else Candidate(pid, -negative, *terms[part][2][of][2:])
-            for negative, pid, part, of in ranked]
+    return [(pid, -negative, part, of) for negative, pid, part, of in ranked]
 
 
 def mmr_rerank(ranked: Sequence[Candidate], vectors: Mapping[str, np.ndarray], k: int,

@@ -10,13 +10,14 @@ content similarity and popularity by `shared.ranking`.
 Defaults were set by `make eval` on MovieLens (see EVAL.md).
 """
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import numpy as np
 
 from shared import ranking
 from shared.interactions import ProductWeights
-from shared.neighbours import NeighbourRows
-from shared.ranking import NEXT, SIMILAR, Candidate
+from shared.neighbours import CollaborativeModel, NeighbourRows
+from shared.ranking import CONTENT, NEXT, POPULAR, SIMILAR, Candidate
 
 NEXT_WEIGHT = 0.6
 RECENT_ITEMS = 10
@@ -98,12 +99,11 @@ class Neighbourhood:
         return (SIMILAR, self.similar, self.similar_weights), (NEXT, self.next, self.next_weights)
 
 
-def collaborative(rows: Neighbourhood, next_weight: float, limit: int = COLLABORATIVE_CANDIDATES) -> list[Candidate]:
-    """The best `limit` collaborative candidates, each with the table that contributed most as its
-    source; which history product is behind it is left to `explain`, for the candidates shown.
-    Both row sets come from one model (`shared.neighbours`: neighbours are integer codes of its
-    products); numpy on codes throughout, product ids and Candidates only for the best."""
-    names = rows.similar.names if len(rows.similar.names) else rows.next.names
+def collaborative(rows: Neighbourhood, next_weight: float, limit: int = COLLABORATIVE_CANDIDATES) -> ranking.Scores:
+    """The best `limit` collaborative candidates as the model's product codes (in no order), each with
+    the table that contributed most as its source; which history product is behind it is left to
+    `explain`, for the candidates shown. Both row sets come from one model (`shared.neighbours`:
+    neighbours are integer codes of its products); numpy on codes throughout."""
     similar, following = (_scaled(ranking.collaborative_scores(w, table.row, table.neighbour, table.weight))
                           for _, table, w in rows.tables())
     ids, s_score, f_score, s_touched, f_touched = _union(similar, following)
@@ -111,7 +111,7 @@ def collaborative(rows: Neighbourhood, next_weight: float, limit: int = COLLABOR
     total = s_score + f_score
     keep = np.argpartition(-total, limit - 1)[:limit] if len(ids) > limit else np.arange(len(ids))
     from_similar = s_touched[keep] & (~f_touched[keep] | (s_score[keep] >= f_score[keep]))
-    return ranking.top_candidates(names[ids[keep]], total[keep], np.where(from_similar, SIMILAR, NEXT), limit)
+    return ranking.Scores(ids[keep], total[keep], np.where(from_similar, SIMILAR, NEXT))
 
 
 def explain(shown: list[Candidate], rows: Neighbourhood, code_of: dict[str, int]) -> list[Candidate]:
@@ -132,17 +132,49 @@ def explain(shown: list[Candidate], rows: Neighbourhood, code_of: dict[str, int]
     return explained
 
 
-def content_by_rank(ranked: list[Candidate]) -> list[Candidate]:
-    """The multi-interest content ranking as scores in (0, 1], by rank: the interleaving that keeps
-    every interest in the list survives the blend."""
-    return [Candidate(c.product_id, 1 - rank / len(ranked), c.source, c.because) for rank, c in enumerate(ranked)]
+NO_CANDIDATES = ranking.Scores(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=str))
 
 
-def blend(collaborative_ranked: list[Candidate], content_ranked: list[Candidate], popularity: dict[str, float],
-          exclude: set[str], depth: int, tuning: Tuning) -> list[Candidate]:
-    """The hybrid: collaborative, content (by rank) and popularity; only what scores above 0."""
+def blend(collaborative: ranking.Scores, content_ranked: list[Candidate], popular: list[str] | np.ndarray,
+          model: CollaborativeModel | None, exclude: set[str], depth: int, tuning: Tuning,
+          with_popularity: bool) -> list[Candidate]:
+    """The hybrid: the collaborative candidates (codes of `model`'s products), the multi-interest
+    content ranking (scored by rank, in (0, 1]: the interleaving that keeps every interest in the
+    list survives the blend) and, `with_popularity`, the popularity of every candidate and of
+    `popular` (the most popular products: ids, or codes of the model's). Only what scores above 0.
+
+    Products the model does not know (added since its training run) get codes after its own."""
+    names = model.product_ids if model is not None else np.zeros(0, dtype=object)
+    code_of = model.code_of if model is not None else {}
+    extra: list[str] = []  # code len(names) + i: a product the model does not know
+
+    def codes(product_ids: list[str]) -> np.ndarray:
+        found = np.fromiter(map(code_of.get, product_ids, repeat(-1)), dtype=np.int64, count=len(product_ids))
+        for i in np.flatnonzero(found < 0).tolist():
+            found[i] = len(names) + len(extra)
+            extra.append(product_ids[i])
+        return found
+
+    def name_of(code: int) -> str:
+        return names[code] if code < len(names) else extra[code - len(names)]
+
+    kept = [i for i, pid in enumerate(names[collaborative.ids].tolist()) if pid not in exclude] \
+        if exclude and len(collaborative.ids) else slice(None)
+    collaborative = ranking.Scores(collaborative.ids[kept], collaborative.score[kept], collaborative.source[kept])
+    content = [c for c in content_ranked if c.product_id not in exclude]
+    content_codes = codes([c.product_id for c in content])
+    by_rank = 1 - np.arange(len(content_ranked)) / max(len(content_ranked), 1)
+    if len(content) < len(content_ranked):  # the rank among all of them counts
+        by_rank = by_rank[[i for i, c in enumerate(content_ranked) if c.product_id not in exclude]]
+    if with_popularity and not isinstance(popular, np.ndarray):
+        popular = codes([pid for pid in popular if pid not in exclude])
     weights = tuning.blend
-    blended = ranking.blend([(weights.collaborative, collaborative_ranked),
-                             (weights.content, content_by_rank(content_ranked))],
-                            popularity, weights.popularity, exclude, depth)
-    return [c for c in blended if c.score > 0]
+    ranked = ranking.blend([(weights.collaborative, collaborative.ids, collaborative.score),
+                            (weights.content, content_codes, by_rank)],
+                           popular if with_popularity else np.zeros(0, dtype=np.int64),
+                           model.popularity if with_popularity and model is not None else np.zeros(0, dtype=np.float32),
+                           weights.popularity if with_popularity else 0.0, name_of, depth)
+    sources = (collaborative.source.tolist(), [CONTENT] * len(content))
+    return [Candidate(pid, total, POPULAR) if part < 0
+            else Candidate(pid, total, sources[part][of], content[of].because if part else None)
+            for pid, total, part, of in ranked if total > 0]

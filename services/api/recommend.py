@@ -12,7 +12,7 @@ ones get their reason (`hybrid.explain`).
 import asyncio
 import math
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -21,7 +21,8 @@ from services.api import hybrid
 from services.api.scoring import Vectors, find_interests, interest_shares, interleave, score_content, unit_rows
 from services.api.store import Filters, Found, Store
 from shared.interactions import History, ProductWeights
-from shared.ranking import CONTENT, POPULAR, Candidate, mmr_rerank
+from shared.neighbours import CollaborativeModel
+from shared.ranking import CONTENT, POPULAR, Candidate, Scores, mmr_rerank
 
 T = TypeVar("T")
 
@@ -118,18 +119,17 @@ def content_ranking(strategy: str, q: Queries, weights: dict[str, float], histor
 
 
 def rank(request: Request, weights: ProductWeights, history_vectors: Mapping[str, np.ndarray], q: Queries,
-         collaborative: list[Candidate], found: Found, popularity: dict[str, float],
-         excluded: set[str]) -> list[Candidate]:
-    """The strategy's ranking (at most `depth`), before the popularity continuation; MMR if asked.
-    `popularity`: of the candidates in `found` (the most popular included); the hybrid's only."""
+         given: "FromModel", found: Found, excluded: set[str]) -> list[Candidate]:
+    """The strategy's ranking (at most `depth`), before the popularity continuation; MMR if asked."""
     weight_of = weights.as_dict()
     content = content_ranking(request.strategy, q, weight_of, history_vectors, found, request.depth) \
         if request.strategy in USES_CONTENT else []
     if request.strategy in USES_COLLABORATIVE:
         # the content ranking already obeys the filters and exclusions; the rest was checked in `found`
-        failed = {c.product_id for c in collaborative} - found.allowed
-        ranked = hybrid.blend(collaborative, content, popularity, excluded | failed if failed else excluded,
-                              request.depth, request.tuning)
+        failed = set(given.checked) - found.allowed
+        popular = found.popular if given.most_popular is None else given.most_popular
+        ranked = hybrid.blend(given.candidates, content, popular, given.model, excluded | failed if failed else excluded,
+                              request.depth, request.tuning, request.strategy == "hybrid" and given.model is not None)
     else:
         ranked = content
     if request.diversity > 0 and ranked:
@@ -139,13 +139,13 @@ def rank(request: Request, weights: ProductWeights, history_vectors: Mapping[str
 
 @dataclass(frozen=True)
 class FromModel:
-    """What the collaborative model in memory gives a request (computed while a statement runs:
-    each lookup in the model's dictionaries of every product costs)."""
+    """What the collaborative model in memory gives a request (computed while a statement runs)."""
 
-    candidates: list[Candidate]
+    model: CollaborativeModel | None
+    candidates: Scores  # the collaborative candidates, as codes of the model's products
     rows: hybrid.Neighbourhood | None  # the history's neighbour rows behind them
-    most_popular: dict[str, float]  # without a genre or year filter (else round trip 3 finds them)
-    popularity: dict[str, float]  # of the candidates and the most popular, for the hybrid's blend
+    most_popular: np.ndarray | None  # codes; None with a genre or year filter (round trip 3 finds them)
+    checked: list[str]  # the candidates' ids when round trip 3 checks them against the filters
 
 
 @dataclass(frozen=True)
@@ -196,14 +196,12 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
 
     def from_model() -> FromModel:
         if model is None:
-            return FromModel([], None, {}, {})
+            return FromModel(None, hybrid.NO_CANDIDATES, None, None, [])
         rows = hybrid.Neighbourhood.of(weights, model.rows("similar", wanted.similar_ids),
                                        model.rows("next", wanted.next_ids))
         candidates = hybrid.collaborative(rows, request.tuning.next_weight)
-        most = {} if filtered else model.most_popular(popular, excluded)
-        looked_up = model.popularity_of([c.product_id for c in candidates if c.product_id not in most]) | most \
-            if request.strategy == "hybrid" else {}
-        return FromModel(candidates, rows, most, looked_up)
+        return FromModel(model, candidates, rows, None if filtered else model.most_popular(popular, excluded),
+                         model.product_ids[candidates.ids].tolist() if named else [])
 
     vectors = store.vectors(request.tenant_id, request.model, wanted.vector_ids)  # round trip 2
     if named:
@@ -211,7 +209,7 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
     else:
         history_vectors = await vectors
     q = queries(request.strategy, weight_of, history_vectors, request.depth)
-    check = [c.product_id for c in given.candidates] if named else []
+    check = given.checked if named else []
     trip, nothing = None, Found([], set(), [], {})
     if q.vectors or check or (popular and filtered):  # round trip 3
         trip = store.candidates(request.tenant_id, request.model, q.vectors, q.counts, excluded, request.filters,
@@ -220,16 +218,8 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
         found = await trip if trip else nothing
     else:
         found, given = await overlapped(trip, from_model, nothing)
-    collaborated, rows = given.candidates, given.rows
-    if not check:
-        found = replace(found, allowed={c.product_id for c in collaborated})
-    if model is not None and not filtered:
-        found = replace(found, popular=list(given.most_popular))
-    popularity = {}
-    if model is not None and request.strategy == "hybrid":
-        rest = {pid for nearest in found.nearest for pid in nearest} | set(found.popular)
-        popularity = model.popularity_of(rest - given.popularity.keys()) | given.popularity
-    ranked = rank(request, weights, history_vectors, q, collaborated, found, popularity, excluded)
+    rows = given.rows
+    ranked = rank(request, weights, history_vectors, q, given, found, excluded)
     end = request.offset + request.limit
 
     def explained(ranked: list[Candidate]) -> list[Candidate]:  # the reasons of the page's collaborative items

@@ -1,8 +1,7 @@
 import numpy as np
 import pytest
 
-from shared.ranking import (CONTENT, POPULAR, SIMILAR, Candidate, blend, collaborative_scores, mmr_rerank,
-                            strongest_rows, top_candidates)
+from shared.ranking import SIMILAR, Candidate, blend, collaborative_scores, mmr_rerank, strongest_rows
 
 
 NAMES = np.array(["x", "y", "z", "w"], dtype=object)  # a vocabulary: product codes 0..3
@@ -25,32 +24,35 @@ def test_collaborative_scores_add_up_and_name_the_biggest_contributor():
     because = strongest_rows(np.array([1.0, -0.5]), row, neighbour, weight, scores.ids)
     assert [rows[b] for b in because] == ["a", "a", "b"]  # z: what a disliked product's fans like, pushed down
     assert len(collaborative_scores(np.zeros(2), row, neighbour, weight).ids) == 0
-    best = top_candidates(NAMES[scores.ids], scores.score, [SIMILAR] * 3, 2)
-    assert [(c.product_id, c.source, c.because) for c in best] == [("x", SIMILAR, None), ("y", SIMILAR, None)]
 
 
-def test_blend_excludes_ranks_keeps_the_biggest_terms_reason_and_falls_back_to_popular():
-    collaborative = [Candidate("x", 2.0, SIMILAR, "a"), Candidate("y", 1.0, SIMILAR, "a")]
-    content = [Candidate("w", 1.0, CONTENT, "b")]
-    ranked = blend([(1.0, collaborative), (0.5, content)], {"p": 1.0, "x": 0.0}, 0.1, {"y"}, k=3)
-    assert [(c.product_id, c.source, c.because) for c in ranked] == [("x", SIMILAR, "a"), ("w", CONTENT, "b"),
-                                                                     ("p", POPULAR, None)]
-    cold = blend([], {"p": 1.0, "q": 0.5}, 0.1, set(), k=2)
-    assert [(c.product_id, c.source) for c in cold] == [("p", POPULAR), ("q", POPULAR)]
+def codes(*names: str) -> np.ndarray:
+    return np.array([NAMES.tolist().index(name) for name in names], dtype=np.int64)
 
 
-def test_blend_scales_each_part_by_its_best_remaining_candidate():
-    ranked = blend([(1.0, [Candidate("gone", 10.0, SIMILAR, "a"), Candidate("x", 2.0, SIMILAR, "a")])], {}, 0.1,
-                   {"gone"}, k=1)
-    assert ranked[0].score == 1.0
+def name_of(code: int) -> str:
+    return NAMES[code]
 
 
-def test_equal_scores_rank_by_product_id_in_the_blend_and_the_collaborative_top():
-    tied = [Candidate("c", 1.0, SIMILAR, "h"), Candidate("a", 1.0, SIMILAR, "h"), Candidate("b", 1.0, SIMILAR, "h")]
-    assert [c.product_id for c in blend([(1.0, tied)], {"d": 0.0}, 0.1, set(), k=2)] == ["a", "b"]
-    assert [c.product_id for c in blend([(1.0, tied)], {"a": 0.5, "d": 0.0}, 0.1, set(), k=3)] == ["a", "b", "c"]
-    best = top_candidates(np.array(["c", "a", "b", "z"], dtype=object), np.array([0.5, 0.5, 0.5, 0.9]), [SIMILAR] * 4, 4)
-    assert [c.product_id for c in best] == ["z", "a", "b", "c"]
+def test_blend_sums_scaled_parts_and_popularity_and_names_the_largest_term():
+    popularity = np.array([0.0, 0.0, 0.0, 1.0], dtype=np.float32)  # w is popular
+    ranked = blend([(1.0, codes("x", "y"), np.array([2.0, 1.0])), (0.5, codes("z", "x"), np.array([1.0, 0.5]))],
+                   codes("w"), popularity, 0.1, name_of, k=3)
+    assert [(pid, round(total, 6), part, of) for pid, total, part, of in ranked] == [
+        ("x", 1.25, 0, 0), ("y", 0.5, 0, 1), ("z", 0.5, 1, 0)]  # y and z tie: by id
+    assert [(pid, part) for pid, _, part, _ in blend([], codes("w", "x"), popularity, 0.1, name_of, k=2)] == \
+        [("w", -1), ("x", -1)]  # a cold user: popularity alone (x scores 0)
+
+
+def test_a_part_is_scaled_by_its_best_candidate_and_counts_for_nothing_when_none_is_positive():
+    ranked = blend([(1.0, codes("x", "y"), np.array([4.0, 2.0])), (1.0, codes("z"), np.array([-1.0]))],
+                   codes(), np.zeros(0, dtype=np.float32), 0.1, name_of, k=3)
+    assert [(pid, total, part) for pid, total, part, _ in ranked] == [("x", 1.0, 0), ("y", 0.5, 0), ("z", 0.0, -1)]
+
+
+def test_equal_totals_rank_by_product_id_whatever_the_codes():
+    tied = (1.0, codes("y", "w", "x"), np.array([1.0, 1.0, 1.0]))  # w: the last code, the first id
+    assert [pid for pid, *_ in blend([tied], codes("z"), np.zeros(4, dtype=np.float32), 0.1, name_of, k=2)] == ["w", "x"]
 
 
 def test_mmr_with_diversity_breaks_up_near_duplicates():
