@@ -121,12 +121,17 @@ def _average_linkage(units: np.ndarray, max_interests: int) -> list[list[int]]:
     return sorted(sorted(group) for group in groups.values())
 
 
+def _disliked(vectors: Mapping[str, np.ndarray], weights: dict[str, float]) -> list[str]:
+    """The disliked products among those with a vector (a few dozen, not the whole history), by id."""
+    return sorted(pid for pid in vectors if weights.get(pid, 0.0) < 0)
+
+
 def interest_shares(interests: list[Interest], vectors: Mapping[str, np.ndarray],
                     weights: dict[str, float]) -> list[float]:
     """The share of the list each interest gets: by the square root of its weight, so a small
     interest still shows up, less what dislikes close to it take away."""
     vectors = Vectors.of(vectors)
-    disliked = [pid for pid, w in weights.items() if w < 0 and pid in vectors]
+    disliked = _disliked(vectors, weights)
     centroids = np.stack([interest.centroid for interest in interests])
     strength = np.array([-weights[pid] for pid in disliked], dtype=np.float32)
     against = (np.maximum(vectors.units(disliked, centroids.shape[1]) @ centroids.T, 0.0) * strength[:, None]).sum(axis=0)
@@ -152,7 +157,7 @@ def score_content(candidate_ids: list[str], candidates: np.ndarray, vectors: Map
     contributions = (candidates @ vectors.units(liked).T) * factors
     best = contributions.argmax(axis=1)
     scores = contributions[np.arange(len(candidate_ids)), best]
-    disliked = [pid for pid, w in weights.items() if w < 0 and pid in vectors]
+    disliked = _disliked(vectors, weights)
     if disliked:
         strength = np.array([-weights[pid] for pid in disliked], dtype=np.float32)
         penalty = np.clip(candidates @ vectors.units(disliked).T, 0, None) * (strength / strength.max())
