@@ -24,12 +24,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
 
-TYPES = ("purchase", "like", "dislike", "view", "rating")
+TYPES = ("purchase", "like", "dislike", "view", "rating")  # in arrays, a type is its index here (`type_codes`)
 PREFERENCE = {"purchase": 1.0, "like": 1.0, "dislike": -0.3, "view": 0.0}
 LIKE_MIN_STARS = 4.0
 DISLIKE_MAX_STARS = 2.0
@@ -57,12 +56,22 @@ def effective_type(kind: str, stars: float | None) -> str:
     return "view"
 
 
+RATING = TYPES.index("rating")
+_PREFERENCE_OF_CODE = np.array([PREFERENCE.get(kind, 0.0) for kind in TYPES])  # a rating's: by its stars
+
+
+def type_codes(types) -> np.ndarray:
+    """Type names as codes: int8 indices into TYPES."""
+    return np.array([TYPES.index(kind) for kind in types], dtype=np.int8)
+
+
 def preferences(types: np.ndarray, stars: np.ndarray) -> np.ndarray:
-    """The preference of each event (`PREFERENCE` of its `effective_type`); `stars` NaN where none."""
-    types = np.asarray(types, dtype=object)
+    """The preference of each event (`PREFERENCE` of its `effective_type`); `types` as codes into
+    TYPES, `stars` NaN where none."""
+    types = np.asarray(types)
     stars = np.asarray(stars, dtype=np.float64)
-    out = np.fromiter(map(PREFERENCE.get, types, repeat(0.0)), dtype=np.float64, count=len(types))  # ratings: below
-    rated = types == "rating"
+    out = _PREFERENCE_OF_CODE[types]
+    rated = types == RATING
     with np.errstate(invalid="ignore"):
         out[rated & (stars >= LIKE_MIN_STARS)] = PREFERENCE["like"]
         out[rated & (stars <= DISLIKE_MAX_STARS)] = PREFERENCE["dislike"]
@@ -104,7 +113,7 @@ class History:
     """One user's interactions as columns (numpy), in any order."""
 
     product_ids: np.ndarray  # object (str)
-    types: np.ndarray  # object (str)
+    types: np.ndarray  # int8 codes into TYPES
     stars: np.ndarray  # float64, NaN where none
     times_s: np.ndarray  # float64 unix seconds
 
@@ -112,14 +121,14 @@ class History:
     def of(cls, interactions: Sequence[Interaction]) -> "History":
         return cls(
             np.array([i.product_id for i in interactions], dtype=object),
-            np.array([i.type for i in interactions], dtype=object),
+            type_codes([i.type for i in interactions]),
             np.array([np.nan if i.value is None else i.value for i in interactions], dtype=np.float64),
             np.array([i.occurred_at.timestamp() for i in interactions], dtype=np.float64),
         )
 
     @classmethod
     def empty(cls) -> "History":
-        return cls(np.array([], dtype=object), np.array([], dtype=object), np.array([]), np.array([]))
+        return cls(np.array([], dtype=object), np.array([], dtype=np.int8), np.array([]), np.array([]))
 
     def __len__(self) -> int:
         return len(self.product_ids)

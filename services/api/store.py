@@ -27,7 +27,7 @@ from pgvector import Vector
 from services.api.neighbours import CollaborativeModels
 from services.api.products import PRODUCT_COLUMNS
 from services.api.scoring import Vectors
-from shared.interactions import History, popularity, training_weights
+from shared.interactions import TYPES, History, popularity, training_weights
 from shared.models import order_expression
 from shared.neighbours import CollaborativeModel
 
@@ -61,7 +61,8 @@ def _filter(first: int, alias: str = "p") -> str:
             f" AND (${f}::int IS NULL OR {alias}.year >= ${f}) AND (${t}::int IS NULL OR {alias}.year <= ${t})")
 
 
-# $1 tenant, $2 user (NULL: none), $3 events, $4 live-popularity events
+# $1 tenant, $2 user (NULL: none), $3 events, $4 live-popularity events, $5 TYPES. Each column of events
+# comes as one value: ids comma-joined, type codes (int2) and floats (float8) packed big-endian in a bytea.
 HISTORY = """
 WITH t AS (SELECT (SELECT score FROM product_popularity WHERE tenant_id = $1 ORDER BY score DESC LIMIT 1) IS NOT NULL
                   AS trained),  -- by the rank index: an EXISTS scanned past the dead rows of earlier trainings
@@ -72,10 +73,12 @@ l AS (SELECT product_id, type, coalesce(value, 'NaN')::float8 AS stars, extract(
       ORDER BY occurred_at DESC, id DESC LIMIT $4)
 SELECT (SELECT trained FROM t) AS trained,
        (SELECT run_id FROM collaborative_models WHERE tenant_id = $1) AS run,
-       (SELECT array_agg(product_id) FROM h) AS h_ids, (SELECT array_agg(type) FROM h) AS h_types,
-       (SELECT array_agg(stars) FROM h) AS h_stars, (SELECT array_agg(s) FROM h) AS h_times,
-       (SELECT array_agg(product_id) FROM l) AS l_ids, (SELECT array_agg(type) FROM l) AS l_types,
-       (SELECT array_agg(stars) FROM l) AS l_stars, (SELECT array_agg(s) FROM l) AS l_times
+       (SELECT string_agg(product_id, ',') FROM h) AS h_ids,
+       (SELECT string_agg(int2send((array_position($5::text[], type) - 1)::int2), '') FROM h) AS h_types,
+       (SELECT string_agg(float8send(stars), '') FROM h) AS h_stars, (SELECT string_agg(float8send(s), '') FROM h) AS h_times,
+       (SELECT string_agg(product_id, ',') FROM l) AS l_ids,
+       (SELECT string_agg(int2send((array_position($5::text[], type) - 1)::int2), '') FROM l) AS l_types,
+       (SELECT string_agg(float8send(stars), '') FROM l) AS l_stars, (SELECT string_agg(float8send(s), '') FROM l) AS l_times
 """
 
 # $1 tenant, $2 model, $3 product ids
@@ -169,9 +172,10 @@ def vectors_of(sent: list[bytes]) -> np.ndarray:
 def _columns(row: asyncpg.Record, prefix: str) -> History:
     if row[f"{prefix}_ids"] is None:
         return History.empty()
-    return History(np.array(row[f"{prefix}_ids"], dtype=object), np.array(row[f"{prefix}_types"], dtype=object),
-                   np.array(row[f"{prefix}_stars"], dtype=np.float64),
-                   np.array(row[f"{prefix}_times"], dtype=np.float64))
+    return History(np.array(row[f"{prefix}_ids"].split(","), dtype=object),
+                   np.frombuffer(row[f"{prefix}_types"], dtype=">i2").astype(np.int8),
+                   np.frombuffer(row[f"{prefix}_stars"], dtype=">f8").astype(np.float64),
+                   np.frombuffer(row[f"{prefix}_times"], dtype=">f8").astype(np.float64))
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,7 @@ class Start:
 async def history(conn: asyncpg.Connection, tenant_id: str, user_id: str | None, max_events: int = 5000) -> Start:
     """Round trip 1. The history comes newest first (the newest `max_events`) and is handed on oldest
     first, the order its events were given in: of events at one instant, the later one decides."""
-    row = await conn.fetchrow(HISTORY, tenant_id, user_id, max_events, LIVE_POPULARITY_EVENTS)
+    row = await conn.fetchrow(HISTORY, tenant_id, user_id, max_events, LIVE_POPULARITY_EVENTS, list(TYPES))
     live = _columns(row, "l")
     scores = popularity(live.product_ids, training_weights(live.types, live.stars), live.times_s) if len(live) else {}
     newest_first = _columns(row, "h")

@@ -51,9 +51,8 @@ def weights_of(types: np.ndarray, values: np.ndarray) -> np.ndarray:
     each distinct pair: millions of interactions hold a few dozen distinct pairs."""
     keys = (types.astype(np.int64) << 32) | values.astype(np.float32).view(np.uint32).astype(np.int64)
     distinct, inverse = np.unique(keys, return_inverse=True)
-    names = np.array(TYPES, dtype=object)[distinct >> 32]
     stars = (distinct & 0xFFFFFFFF).astype(np.uint32).view(np.float32)
-    return training_weights(names, stars).astype(np.float32)[inverse.ravel()]
+    return training_weights(distinct >> 32, stars).astype(np.float32)[inverse.ravel()]
 
 
 class _RowReader:

@@ -64,7 +64,8 @@ async def test_the_copy_stream_parses_whatever_the_chunk_boundaries(pool):
 def test_weights_by_type_code_follow_the_one_rule_per_interaction():
     types = np.array([code for code in range(len(TYPES)) for _ in range(4)], dtype=np.int8)
     values = np.array([np.nan, 1.0, 3.0, 4.5] * len(TYPES), dtype=np.float32)
-    expected = training_weights(np.array(TYPES, dtype=object)[types], values)
+    expected = training_weights(types, values)
+    assert expected.tolist() == [1.0] * 8 + [0.0] * 8 + [0.0, 0.0, 0.0, 1.0]  # purchase, like; dislike, view; 4.5 stars
     assert load.weights_of(types, values).tolist() == expected.tolist()
     assert set(expected.tolist()) == {0.0, 1.0}
 

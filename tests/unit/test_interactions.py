@@ -8,7 +8,8 @@ import pytest
 from services.api.recommend import Request, recommend
 from services.api.scoring import find_interests, interest_shares
 from services.api.store import Filters
-from shared.interactions import History, Interaction, effective_type, popularity, preferences, training_weights
+from shared.interactions import (TYPES, History, Interaction, effective_type, popularity, preferences, training_weights,
+                                 type_codes)
 from tests.unit.fake_store import FakeStore
 
 T0 = datetime(1995, 3, 1, tzinfo=timezone.utc)  # decades before any test runs
@@ -23,7 +24,7 @@ def shifted(history: History, days: float) -> History:
 
 
 def test_likes_and_purchases_pull_dislikes_push_views_are_neutral_ratings_read_by_stars():
-    kinds = np.array(["like", "purchase", "dislike", "view", "rating", "rating", "rating", "rating"], dtype=object)
+    kinds = type_codes(["like", "purchase", "dislike", "view", "rating", "rating", "rating", "rating"])
     stars = np.array([np.nan] * 4 + [4.5, 4.0, 3.0, 2.0])
     got = preferences(kinds, stars)
     assert got[0] == got[1] == got[4] == got[5] > 0 and got[2] == got[7] < 0 and got[3] == got[6] == 0
@@ -55,7 +56,7 @@ def _store(history: History) -> FakeStore:
     similar = {"w0": [("w20", 0.5), ("c20", 0.1)], "c0": [("c21", 0.9)]}
     store = FakeStore(vectors, similar=similar, following={"w3": [("w22", 1.0)]},
                       popularity={f"c{i}": 0.5 for i in range(10, 15)})
-    store.histories["u"] = [Interaction(str(pid), str(kind), None, datetime.fromtimestamp(t, timezone.utc))
+    store.histories["u"] = [Interaction(str(pid), TYPES[kind], None, datetime.fromtimestamp(t, timezone.utc))
                             for pid, kind, t in zip(history.product_ids, history.types, history.times_s)]
     return store
 
@@ -85,8 +86,8 @@ async def test_a_ranking_does_not_change_when_the_clock_moves_forward_a_year_wit
 def test_popularity_counts_positive_evidence_decayed_from_the_newest_event_log_scaled():
     day = 86_400.0
     ids = np.array(["hit", "hit", "hit", "old", "old", "old", "meh", "hated"], dtype=object)
-    weights = training_weights(np.array(["like", "purchase", "like", "like", "like", "like", "view", "dislike"],
-                                        dtype=object), np.full(8, np.nan))
+    weights = training_weights(type_codes(["like", "purchase", "like", "like", "like", "like", "view", "dislike"]),
+                               np.full(8, np.nan))
     times = np.array([1000, 1000, 1000, 0, 0, 0, 1000, 1000]) * day
     scores = popularity(ids, weights, times, half_life_days=365)
     assert set(scores) == {"hit", "old"} and scores["hit"] == 1.0 > scores["old"] > 0
