@@ -115,10 +115,14 @@ class CollaborativeModel:
             start, window, total = start + window, window * 2, total + len(found[-1])
         return np.concatenate(found)[:count] if found else np.zeros(0, dtype=np.int64)
 
+    def codes(self, product_ids: list[str]) -> np.ndarray:
+        """Each product's code; -1 for a product the model does not know."""
+        return np.fromiter(map(self.code_of.get, product_ids, repeat(-1)), dtype=np.int64, count=len(product_ids))
+
     def rows(self, kind: str, product_ids: list[str]) -> NeighbourRows:
         """The rows of `product_ids` (those that have one), in that order."""
         table = self.tables[kind]
-        codes = np.fromiter(map(self.code_of.get, product_ids, repeat(-1)), dtype=np.int64, count=len(product_ids))
+        codes = self.codes(product_ids)
         at = self.row_of[kind][codes]  # an unknown product's code, -1, reads the last entry: -1
         found = at >= 0
         at = at[found]

@@ -10,7 +10,6 @@ content similarity and popularity by `shared.ranking`.
 Defaults were set by `make eval` on MovieLens (see EVAL.md).
 """
 from dataclasses import dataclass, field
-from itertools import repeat
 
 import numpy as np
 
@@ -135,25 +134,17 @@ def explain(shown: list[Candidate], rows: Neighbourhood, code_of: dict[str, int]
 NO_CANDIDATES = ranking.Scores(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=str))
 
 
-def blend(collaborative: ranking.Scores, content_ranked: list[Candidate], popular: list[str] | np.ndarray,
+def blend(collaborative: ranking.Scores, content_ranked: list[Candidate], popular: np.ndarray,
           model: CollaborativeModel | None, exclude: set[str], depth: int, tuning: Tuning,
           with_popularity: bool) -> list[Candidate]:
     """The hybrid: the collaborative candidates (codes of `model`'s products), the multi-interest
     content ranking (scored by rank, in (0, 1]: the interleaving that keeps every interest in the
     list survives the blend) and, `with_popularity`, the popularity of every candidate and of
-    `popular` (the most popular products: ids, or codes of the model's). Only what scores above 0.
+    `popular` (codes of the most popular products). Only what scores above 0.
 
-    Products the model does not know (added since its training run) get codes after its own."""
+    Content candidates the model does not know (added since its training run) get codes after its own."""
     names = model.product_ids if model is not None else np.zeros(0, dtype=object)
-    code_of = model.code_of if model is not None else {}
     extra: list[str] = []  # code len(names) + i: a product the model does not know
-
-    def codes(product_ids: list[str]) -> np.ndarray:
-        found = np.fromiter(map(code_of.get, product_ids, repeat(-1)), dtype=np.int64, count=len(product_ids))
-        for i in np.flatnonzero(found < 0).tolist():
-            found[i] = len(names) + len(extra)
-            extra.append(product_ids[i])
-        return found
 
     def name_of(code: int) -> str:
         return names[code] if code < len(names) else extra[code - len(names)]
@@ -162,12 +153,14 @@ def blend(collaborative: ranking.Scores, content_ranked: list[Candidate], popula
         if exclude and len(collaborative.ids) else slice(None)
     collaborative = ranking.Scores(collaborative.ids[kept], collaborative.score[kept], collaborative.source[kept])
     content = [c for c in content_ranked if c.product_id not in exclude]
-    content_codes = codes([c.product_id for c in content])
+    content_ids = [c.product_id for c in content]
+    content_codes = model.codes(content_ids) if model is not None else np.full(len(content), -1)
+    for i in np.flatnonzero(content_codes < 0).tolist():
+        content_codes[i] = len(names) + len(extra)
+        extra.append(content_ids[i])
     by_rank = 1 - np.arange(len(content_ranked)) / max(len(content_ranked), 1)
     if len(content) < len(content_ranked):  # the rank among all of them counts
         by_rank = by_rank[[i for i, c in enumerate(content_ranked) if c.product_id not in exclude]]
-    if with_popularity and not isinstance(popular, np.ndarray):
-        popular = codes([pid for pid in popular if pid not in exclude])
     weights = tuning.blend
     ranked = ranking.blend([(weights.collaborative, collaborative.ids, collaborative.score),
                             (weights.content, content_codes, by_rank)],

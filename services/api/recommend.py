@@ -127,7 +127,11 @@ def rank(request: Request, weights: ProductWeights, history_vectors: Mapping[str
     if request.strategy in USES_COLLABORATIVE:
         # the content ranking already obeys the filters and exclusions; the rest was checked in `found`
         failed = set(given.checked) - found.allowed
-        popular = found.popular if given.most_popular is None else given.most_popular
+        popular = given.most_popular
+        if popular is None:  # round trip 3 found them; one the model does not know has no popularity
+            popular = given.model.codes([pid for pid in found.popular if pid not in excluded]) \
+                if given.model is not None else np.zeros(0, dtype=np.int64)
+            popular = popular[popular >= 0]
         ranked = hybrid.blend(given.candidates, content, popular, given.model, excluded | failed if failed else excluded,
                               request.depth, request.tuning, request.strategy == "hybrid" and given.model is not None)
     else:

@@ -61,9 +61,18 @@ def _filter(first: int, alias: str = "p") -> str:
             f" AND (${f}::int IS NULL OR {alias}.year >= ${f}) AND (${t}::int IS NULL OR {alias}.year <= ${t})")
 
 
-# $1 tenant, $2 user (NULL: none), $3 events, $4 live-popularity events, $5 TYPES. Each column of events
-# comes as one value: ids comma-joined, type codes (int2) and floats (float8) packed big-endian in a bytea.
-HISTORY = """
+def _packed(events: str) -> str:
+    """The columns of the events in CTE `events` (a constant name), each as one value: ids
+    comma-joined, type codes ($5: TYPES) as int2 and the floats as float8, packed big-endian in a
+    bytea (`_columns` decodes them)."""
+    return (f"(SELECT string_agg(product_id, ',') FROM {events}) AS {events}_ids,"
+            f" (SELECT string_agg(int2send((array_position($5::text[], type) - 1)::int2), '') FROM {events})"
+            f" AS {events}_types, (SELECT string_agg(float8send(stars), '') FROM {events}) AS {events}_stars,"
+            f" (SELECT string_agg(float8send(s), '') FROM {events}) AS {events}_times")
+
+
+# $1 tenant, $2 user (NULL: none), $3 events, $4 live-popularity events, $5 TYPES
+HISTORY = f"""
 WITH t AS (SELECT (SELECT score FROM product_popularity WHERE tenant_id = $1 ORDER BY score DESC LIMIT 1) IS NOT NULL
                   AS trained),  -- by the rank index: an EXISTS scanned past the dead rows of earlier trainings
 h AS (SELECT product_id, type, coalesce(value, 'NaN')::float8 AS stars, extract(epoch FROM occurred_at)::float8 AS s
@@ -73,12 +82,8 @@ l AS (SELECT product_id, type, coalesce(value, 'NaN')::float8 AS stars, extract(
       ORDER BY occurred_at DESC, id DESC LIMIT $4)
 SELECT (SELECT trained FROM t) AS trained,
        (SELECT run_id FROM collaborative_models WHERE tenant_id = $1) AS run,
-       (SELECT string_agg(product_id, ',') FROM h) AS h_ids,
-       (SELECT string_agg(int2send((array_position($5::text[], type) - 1)::int2), '') FROM h) AS h_types,
-       (SELECT string_agg(float8send(stars), '') FROM h) AS h_stars, (SELECT string_agg(float8send(s), '') FROM h) AS h_times,
-       (SELECT string_agg(product_id, ',') FROM l) AS l_ids,
-       (SELECT string_agg(int2send((array_position($5::text[], type) - 1)::int2), '') FROM l) AS l_types,
-       (SELECT string_agg(float8send(stars), '') FROM l) AS l_stars, (SELECT string_agg(float8send(s), '') FROM l) AS l_times
+       {_packed("h")},
+       {_packed("l")}
 """
 
 # $1 tenant, $2 model, $3 product ids

@@ -69,7 +69,9 @@ def blended(content: list[Candidate], exclude: set[str], tuning: str, popular=("
     model = CollaborativeModel.of_pairs(1, {"similar": {"h": [("x", 1.0)], "hated": [("bad", 1.0)]}, "next": {}},
                                         {"p": 0.5, "unpopular": 0.0})
     rows = Neighbourhood.of(history, model.rows("similar", ["h", "hated"]), model.rows("next", []))
-    return blend(collaborative(rows, 0.0), content, list(popular), model, exclude, 10, Tuning.parse(tuning), True)
+    popular_codes = model.codes(list(popular))
+    return blend(collaborative(rows, 0.0), content, popular_codes[popular_codes >= 0], model, exclude, 10,
+                 Tuning.parse(tuning), True)
 
 
 def test_the_blend_drops_what_scores_nothing_and_respects_exclusions():

@@ -243,6 +243,11 @@ def summary(latencies: list[float], wall_s: float) -> dict:
             "rps": round(len(ms) / wall_s, 1)}
 
 
+def database_url(server_url: str, name: str) -> str:
+    """The URL of database `name` on that server."""
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+
+
 async def own_database(server_url: str, name: str = "recommender_bench") -> str:
     """The bench's own database on that server (it drops and rebuilds an index: never the real one)."""
     conn = await asyncpg.connect(server_url)
@@ -251,7 +256,7 @@ async def own_database(server_url: str, name: str = "recommender_bench") -> str:
             await conn.execute(f'CREATE DATABASE "{name}"')  # a constant name: identifiers cannot be parameters
     finally:
         await conn.close()
-    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+    return database_url(server_url, name)
 
 
 async def bench(args: argparse.Namespace, url: str, products: int) -> dict:

@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the api runs (set before numpy is imported)
 
@@ -28,7 +27,7 @@ from services.api.rec_views import render  # noqa: E402
 from services.api.recommend import Request, ranked_depth, recommend  # noqa: E402
 from services.api.store import Filters, Store  # noqa: E402
 from shared.settings import ApiSettings  # noqa: E402
-from tools.bench.gateway import _pool  # noqa: E402
+from tools.bench.gateway import _pool, database_url  # noqa: E402
 from tools.bench.gateway_data import DIM, MODEL, TENANT  # noqa: E402
 
 
@@ -79,7 +78,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
-    url = urlunsplit(urlsplit(args.database_url)._replace(path=f"/recommender_bench_{args.products}"))
+    url = database_url(args.database_url, f"recommender_bench_{args.products}")
     served = asyncio.run(pages(url, args.users, args.variant_users, args.limit, args.ef_search))
     args.out.write_text(json.dumps(served, sort_keys=True, default=str, indent=1) + "\n")
     print(f"wrote {len(served)} pages to {args.out}")
