@@ -11,7 +11,11 @@ and a trained collaborative model (`gateway_data.py`). Then, in one run:
   users without history) and with 16 in flight, counting errors;
 - recall@10 of the served HNSW search against an exact scan;
 - the CPU each request costs at 16 in flight: the machine's, the api processes', the client's;
-- the CPU of ranking and rendering alone: the recorded requests' Store answers replayed without I/O.
+- the CPU of ranking and rendering alone: the recorded requests' Store answers replayed without I/O;
+- where the server runs on this machine, the bare statements and the api with 16 in flight again
+  with the cores split: the server's processes on one half, the api and this client on the other,
+  as when the database has a machine of its own (the ratio then says whether the api keeps pace
+  with its database; on one shared machine it says what share of the CPU the api itself takes).
 """
 import argparse
 import asyncio
@@ -203,6 +207,41 @@ class CpuMeter:
         return dict(zip(("machine", "api", "client"), (round(x, 2) for x in spent)))
 
 
+async def server_process(url: str) -> psutil.Process | None:
+    """The database server's main process, when it runs on this machine (else None): the parent of
+    this connection's backend, if it works in the server's data directory."""
+    conn = await asyncpg.connect(url)
+    try:
+        backend, data_directory = await conn.fetchrow("SELECT pg_backend_pid(), current_setting('data_directory')")
+        server = psutil.Process(backend).parent()  # while the backend lives
+        return server if server is not None and Path(server.cwd()) == Path(data_directory) else None
+    except psutil.Error:  # not a process of this machine, or not ours to see
+        return None
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def cores_apart(server: psutil.Process):
+    """The server's processes (and the connections it forks meanwhile) on the upper half of the
+    cores, this process and what it starts on the lower half; every process on every core again
+    on the way out."""
+    cores = sorted(psutil.Process().cpu_affinity())
+    half = len(cores) // 2
+
+    def place(processes: list[psutil.Process], allowed: list[int]) -> None:
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.cpu_affinity(allowed)
+
+    place([server, *server.children()], cores[half:])
+    place([psutil.Process()], cores[:half])
+    try:
+        yield
+    finally:
+        place([server, *server.children(), psutil.Process()], cores)
+
+
 @contextlib.contextmanager
 def serving(count: int, env: dict, log_dir: Path):
     """`count` api processes sharing one port (REUSE_PORT in `env`), ready; stopped on the way out."""
@@ -333,6 +372,7 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
                 await measure(api_url, users, 50 * count + 100, 16, args.limit, key)  # warm every process
                 by_processes.append({"api_processes": count, **await in_flight_16(api_url, users, args, key, apis)})
                 print(f"api, 16 in flight, {count} processes: {by_processes[-1]}")
+        apart = await own_cores(url, replay, users, args, key, env, log_dir)
     finally:
         shutil.rmtree(log_dir, ignore_errors=True)
     for row in by_processes:
@@ -342,19 +382,45 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
         "rps_1": one["rps"], "rps_16": many["rps"], "bare_rps_16": ceiling["bare_16"]["rps"],
         "ratio_16": by_processes[0]["ratio"], "recall_at_10": round(recall, 4),
         "round_trips": max(trips), "round_trips_mean": round(float(np.mean(trips)), 2),
-        "errors": sum(row["errors"] for row in by_processes) + long_errors + errors_one + cold_errors + genre_errors,
+        "errors": sum(row["errors"] for row in by_processes) + long_errors + errors_one + cold_errors + genre_errors
+        + (apart["errors"] if apart else 0),
         "p50_ms_no_history": cold["p50_ms"], "p99_ms_no_history": cold["p99_ms"],
         "p50_ms_genre": genre["p50_ms"], "p99_ms_genre": genre["p99_ms"], "p50_ms_long_history": long["p50_ms"], "p50_ms_16": many["p50_ms"],
         "p99_ms_16": many["p99_ms"], "bare_rps_1": ceiling["bare_1"]["rps"], "nearest_rps_1": ceiling["nearest_1"]["rps"],
         "nearest_rps_16": ceiling["nearest_16"]["rps"], "bare_p50_ms": ceiling["bare_1"]["p50_ms"],
         "users": len(users), "long_history_users": len(long_users), "api_processes": args.api_processes,
         "api_rss_mib": rss_mib, "db_connections_per_api": args.pool,
-        "by_api_processes": by_processes,
+        "by_api_processes": by_processes, "own_cores": apart,
         "cpu_ms_bare_16": ceiling["bare_16"]["cpu_ms"]["machine"], "cpu_ms_16": many["cpu_ms"]["machine"],
         "api_cpu_ms_16": many["cpu_ms"]["api"], "client_cpu_ms_16": many["cpu_ms"]["client"],
         "ranking_cpu_ms": ranking_cpu,
         "ef_search": args.ef_search, "limit": args.limit,
     }
+
+
+async def own_cores(url: str, replay: list[list], users: list[str], args: argparse.Namespace, key: str, env: dict,
+                    log_dir: Path) -> dict | None:
+    """The bare statements and one api process with 16 in flight, the server's processes on cores
+    of their own (`cores_apart`); None when the server is not on this machine or it has one core."""
+    server = await server_process(url)
+    if server is None or len(psutil.Process().cpu_affinity()) < 2:
+        print("the server's cores cannot be set apart here: no run on cores of its own")
+        return None
+    try:
+        with cores_apart(server):
+            latencies, wall = await bare(url, args.ef_search, replay, 16)
+            ceiling = summary(latencies, wall)
+            with serving(1, env, log_dir) as apis:
+                await measure(f"http://127.0.0.1:{env['PORT']}", users, 300, 16, args.limit, key)  # warm
+                many = await in_flight_16(f"http://127.0.0.1:{env['PORT']}", users, args, key, apis)
+    except psutil.AccessDenied:
+        print("the server's processes belong to another user: no run on cores of its own")
+        return None
+    result = {"bare_rps_16": ceiling["rps"], "rps_16": many["rps"], "ratio_16": round(many["rps"] / ceiling["rps"], 3),
+              "p50_ms_16": many["p50_ms"], "p99_ms_16": many["p99_ms"], "api_cpu_ms_16": many["cpu_ms"]["api"],
+              "errors": many["errors"]}
+    print(f"16 in flight, the server on cores of its own: {result}")
+    return result
 
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
@@ -433,6 +499,15 @@ def run(args: argparse.Namespace, result: Report) -> dict:
                      [[f["products"], row["api_processes"], row["rps"], row["ratio"], row["p50_ms"], row["p99_ms"],
                        row["cpu_ms"]["machine"], row["cpu_ms"]["api"], " ".join(map(str, row["shares"])),
                        row["errors"]] for f in sizes for row in f["by_api_processes"]])
+    apart = [f for f in sizes if f.get("own_cores")]
+    if apart:
+        result.table("16 in flight with the server's processes on half the cores and the api and the client on the"
+                     " other half (as when the database has a machine of its own): the same bare statements, one api"
+                     " process",
+                     ["products", "bare rps 16", "rps 16", "ratio", "p50 ms", "p99 ms", "api CPU ms", "errors"],
+                     [[f["products"], *(f["own_cores"][k] for k in ("bare_rps_16", "rps_16", "ratio_16", "p50_ms_16",
+                                                                     "p99_ms_16", "api_cpu_ms_16", "errors"))]
+                      for f in apart])
     growth = ["p50_ms", "p99_ms", "p99_ms_long_history", "rps_1", "rps_16", "bare_rps_16", "recall_at_10"]
     if len(sizes) > 1:
         result.table("How each figure grows: the value at this size divided by the value at the size before",
