@@ -8,7 +8,7 @@ keeps it in memory (`services.api.neighbours`), so a request reads its history's
 with numpy instead of fetching and decoding thousands of (id, weight) pairs.
 """
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import compress, repeat
 
 import asyncpg
 import numpy as np
@@ -111,7 +111,8 @@ class CollaborativeModel:
         start, window, total = 0, count + 32, 0
         while total < count and start < len(self.popular):  # the excluded push some out: look further
             top = self.popular[start:start + window]
-            found.append(top[[pid not in excluded for pid in self.product_ids[top].tolist()]])
+            taken = np.fromiter(map(excluded.__contains__, self.product_ids[top].tolist()), dtype=bool, count=len(top))
+            found.append(top[~taken])
             start, window, total = start + window, window * 2, total + len(found[-1])
         return np.concatenate(found)[:count] if found else np.zeros(0, dtype=np.int64)
 
@@ -129,7 +130,7 @@ class CollaborativeModel:
         neighbours, weights = table.neighbours[at], table.weights[at]
         filled = neighbours >= 0
         row = np.repeat(np.arange(len(at)), filled.sum(axis=1))
-        return NeighbourRows([pid for pid, ok in zip(product_ids, found.tolist()) if ok], row,
+        return NeighbourRows(list(compress(product_ids, found.tolist())), row,
                              neighbours[filled], weights[filled], self.product_ids)
 
     def neighbours(self, kind: str, product_id: str) -> list[tuple[str, float]]:

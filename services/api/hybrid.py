@@ -10,6 +10,7 @@ content similarity and popularity by `shared.ranking`.
 Defaults were set by `make eval` on MovieLens (see EVAL.md).
 """
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import numpy as np
 
@@ -90,9 +91,12 @@ class Neighbourhood:
     def of(cls, history: ProductWeights, similar: NeighbourRows, following: NeighbourRows) -> "Neighbourhood":
         weight_of = history.as_dict()
         rank_of = {pid: rank for rank, pid in enumerate(history.latest(RECENT_ITEMS))}
-        recency = recency_weights(RECENT_ITEMS)
-        return cls(similar, following, np.array([weight_of.get(pid, 0.0) for pid in similar.row_ids]),
-                   np.array([recency[rank_of[pid]] if pid in rank_of else 0.0 for pid in following.row_ids]))
+        recency = np.append(recency_weights(RECENT_ITEMS), 0.0)  # the last: a product not among the latest
+        return cls(similar, following,
+                   np.fromiter(map(weight_of.get, similar.row_ids, repeat(0.0)), dtype=np.float64,
+                               count=len(similar.row_ids)),
+                   recency[np.fromiter(map(rank_of.get, following.row_ids, repeat(RECENT_ITEMS)), dtype=np.int64,
+                                       count=len(following.row_ids))])
 
     def tables(self) -> tuple[tuple[str, NeighbourRows, np.ndarray], ...]:
         return (SIMILAR, self.similar, self.similar_weights), (NEXT, self.next, self.next_weights)
@@ -149,8 +153,8 @@ def blend(collaborative: ranking.Scores, content_ranked: list[Candidate], popula
     def name_of(code: int) -> str:
         return names[code] if code < len(names) else extra[code - len(names)]
 
-    kept = [i for i, pid in enumerate(names[collaborative.ids].tolist()) if pid not in exclude] \
-        if exclude and len(collaborative.ids) else slice(None)
+    kept = ~np.fromiter(map(exclude.__contains__, names[collaborative.ids].tolist()), dtype=bool,
+                        count=len(collaborative.ids)) if exclude and len(collaborative.ids) else slice(None)
     collaborative = ranking.Scores(collaborative.ids[kept], collaborative.score[kept], collaborative.source[kept])
     content = [c for c in content_ranked if c.product_id not in exclude]
     content_ids = [c.product_id for c in content]
