@@ -4,8 +4,8 @@ For each catalogue size (`--products 10000,100000`): a throwaway PostgreSQL (or 
 where it creates its own database) gets synthetic products, users with 20 to 2,000 interactions
 and a trained collaborative model (`gateway_data.py`). Then, in one run:
 - the ceiling: the request path's own SQL statements, recorded per user and replayed bare from
-  asyncpg (no HTTP, no ranking), one at a time and with 16 in flight; and the nearest-neighbour
-  statement alone;
+  asyncpg (no HTTP, no ranking) on as many connections as an api process has (`--pool`), one at a
+  time and with 16 in flight; and the nearest-neighbour statement alone;
 - the api as `--api-processes` processes sharing one port (SO_REUSEPORT):
   `GET /v1/users/{id}/recommendations` one at a time (all users, the 2,000-item users alone, and
   users without history) and with 16 in flight, counting errors;
@@ -97,9 +97,12 @@ async def record(url: str, users: list[str], ef_search: int, limit: int) -> tupl
     return recorded, answered
 
 
-async def bare(url: str, ef_search: int, requests: list[list], concurrency: int) -> tuple[list[float], float]:
-    """Replays each request's statements on one pooled connection; (latencies, wall seconds)."""
-    pool = await _pool(url, ef_search, concurrency)
+async def bare(url: str, ef_search: int, requests: list[list], concurrency: int,
+               connections: int) -> tuple[list[float], float]:
+    """Replays each request's statements on one pooled connection, `concurrency` requests at once on
+    at most `connections` (as many as one api process has: 16 connections for 16 requests contend
+    more on the server's cores: the same statements went 4-8 % slower on them); (latencies, wall seconds)."""
+    pool = await _pool(url, ef_search, min(concurrency, connections))
     latencies: list[float] = []
     queue = iter(range(len(requests)))
 
@@ -214,7 +217,7 @@ async def server_process(url: str) -> psutil.Process | None:
     try:
         backend, data_directory = await conn.fetchrow("SELECT pg_backend_pid(), current_setting('data_directory')")
         server = psutil.Process(backend).parent()  # while the backend lives
-        return server if server is not None and Path(server.cwd()) == Path(data_directory) else None
+        return server if server is not None and Path(server.cwd()).resolve() == Path(data_directory).resolve() else None
     except psutil.Error:  # not a process of this machine, or not ours to see
         return None
     finally:
@@ -334,7 +337,7 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
     for label, requests in (("bare", replay), ("nearest", nearest_only)):
         for concurrency in (1, 16):
             meter = CpuMeter().start()
-            latencies, wall = await bare(url, args.ef_search, requests, concurrency)
+            latencies, wall = await bare(url, args.ef_search, requests, concurrency, args.pool)
             ceiling[f"{label}_{concurrency}"] = {**summary(latencies, wall), "cpu_ms": meter.per_request(len(requests))}
             print(f"{label} statements, {concurrency} in flight: {ceiling[f'{label}_{concurrency}']}")
 
@@ -408,7 +411,7 @@ async def own_cores(url: str, replay: list[list], users: list[str], args: argpar
         return None
     try:
         with cores_apart(server):
-            latencies, wall = await bare(url, args.ef_search, replay, 16)
+            latencies, wall = await bare(url, args.ef_search, replay, 16, args.pool)
             ceiling = summary(latencies, wall)
             with serving(1, env, log_dir) as apis:
                 await measure(f"http://127.0.0.1:{env['PORT']}", users, 300, 16, args.limit, key)  # warm
