@@ -226,10 +226,10 @@ async def server_process(url: str) -> psutil.Process | None:
 
 @contextlib.contextmanager
 def cores_apart(server: psutil.Process):
-    """The server's processes (and the connections it forks meanwhile) on the upper half of the
-    cores, this process and what it starts on the lower half; every process on every core again
-    on the way out."""
-    cores = sorted(psutil.Process().cpu_affinity())
+    """The server's processes (and the connections it forks meanwhile) on the upper half of this
+    process's cores, this process and what it starts on the lower half; on the way out the server's
+    processes get the server's cores back and this process its own."""
+    cores, server_cores = sorted(psutil.Process().cpu_affinity()), server.cpu_affinity()
     half = len(cores) // 2
 
     def place(processes: list[psutil.Process], allowed: list[int]) -> None:
@@ -242,7 +242,8 @@ def cores_apart(server: psutil.Process):
     try:
         yield
     finally:
-        place([server, *server.children(), psutil.Process()], cores)
+        place([server, *server.children()], server_cores)
+        place([psutil.Process()], cores)
 
 
 @contextlib.contextmanager
