@@ -6,7 +6,7 @@ import time
 import psutil
 import pytest
 
-from tools.bench.gateway import cores_apart
+from tools.bench.cores import cores_apart
 
 CORES = sorted(psutil.Process().cpu_affinity())
 

@@ -43,6 +43,7 @@ from shared.keys import create_key
 from shared.migrate import migrate
 from shared.settings import ApiSettings, Settings
 from tests.processes import spawn, wait_ready
+from tools.bench.cores import cores_apart, server_process
 from tools.bench.gateway_data import DIM, GENRES, LONG_HISTORY, MODEL, TENANT, load
 from tools.bench.replay import Answers, ranking_cpu_ms
 from tools.bench.results import Report
@@ -208,42 +209,6 @@ class CpuMeter:
         """Milliseconds of CPU per request: `machine`, `api` and `client`."""
         spent = [(now - then) * 1000 / max(requests, 1) for now, then in zip(self._now(), self.started)]
         return dict(zip(("machine", "api", "client"), (round(x, 2) for x in spent)))
-
-
-async def server_process(url: str) -> psutil.Process | None:
-    """The database server's main process, when it runs on this machine (else None): the parent of
-    this connection's backend, if it works in the server's data directory."""
-    conn = await asyncpg.connect(url)
-    try:
-        backend, data_directory = await conn.fetchrow("SELECT pg_backend_pid(), current_setting('data_directory')")
-        server = psutil.Process(backend).parent()  # while the backend lives
-        return server if server is not None and Path(server.cwd()).resolve() == Path(data_directory).resolve() else None
-    except psutil.Error:  # not a process of this machine, or not ours to see
-        return None
-    finally:
-        await conn.close()
-
-
-@contextlib.contextmanager
-def cores_apart(server: psutil.Process):
-    """The server's processes (and the connections it forks meanwhile) on the upper half of this
-    process's cores, this process and what it starts on the lower half; on the way out the server's
-    processes get the server's cores back and this process its own."""
-    cores, server_cores = sorted(psutil.Process().cpu_affinity()), server.cpu_affinity()
-    half = len(cores) // 2
-
-    def place(processes: list[psutil.Process], allowed: list[int]) -> None:
-        for process in processes:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                process.cpu_affinity(allowed)
-
-    place([server, *server.children()], cores[half:])
-    place([psutil.Process()], cores[:half])
-    try:
-        yield
-    finally:
-        place([server, *server.children()], server_cores)
-        place([psutil.Process()], cores)
 
 
 @contextlib.contextmanager
