@@ -111,10 +111,14 @@ class CollaborativeModel:
         start, window, total = 0, count + 32, 0
         while total < count and start < len(self.popular):  # the excluded push some out: look further
             top = self.popular[start:start + window]
-            taken = np.fromiter(map(excluded.__contains__, self.product_ids[top].tolist()), dtype=bool, count=len(top))
-            found.append(top[~taken])
+            found.append(top[~self.named_in(top, excluded)])
             start, window, total = start + window, window * 2, total + len(found[-1])
         return np.concatenate(found)[:count] if found else np.zeros(0, dtype=np.int64)
+
+    def named_in(self, codes: np.ndarray, product_ids: set[str]) -> np.ndarray:
+        """Whether each code's product is one of `product_ids`."""
+        return np.fromiter(map(product_ids.__contains__, self.product_ids[codes].tolist()), dtype=bool,
+                           count=len(codes))
 
     def codes(self, product_ids: list[str]) -> np.ndarray:
         """Each product's code; -1 for a product the model does not know."""

@@ -153,8 +153,7 @@ def blend(collaborative: ranking.Scores, content_ranked: list[Candidate], popula
     def name_of(code: int) -> str:
         return names[code] if code < len(names) else extra[code - len(names)]
 
-    kept = ~np.fromiter(map(exclude.__contains__, names[collaborative.ids].tolist()), dtype=bool,
-                        count=len(collaborative.ids)) if exclude and len(collaborative.ids) else slice(None)
+    kept = ~model.named_in(collaborative.ids, exclude) if exclude and len(collaborative.ids) else slice(None)
     collaborative = ranking.Scores(collaborative.ids[kept], collaborative.score[kept], collaborative.source[kept])
     content = [c for c in content_ranked if c.product_id not in exclude]
     content_ids = [c.product_id for c in content]
