@@ -10,6 +10,9 @@ and a trained collaborative model (`gateway_data.py`). Then, in one run:
   `GET /v1/users/{id}/recommendations` one at a time (all users, the 2,000-item users alone, and
   users without history) and with 16 in flight, counting errors;
 - recall@10 of the served HNSW search against an exact scan;
+- the stack's floor (`floor.py`): the bare users' recorded statements served over HTTP by aiohttp
+  and asyncpg with the api's answers as stored bytes, 16 in flight (the most any api on this stack
+  reaches);
 - the CPU each request costs at 16 in flight: the machine's, the api processes', the client's;
 - the CPU of ranking and rendering alone: the recorded requests' Store answers replayed without I/O;
 - where the server runs on this machine, the bare statements and the api with 16 in flight again
@@ -21,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import pickle
 import shutil
 import statistics
 import tempfile
@@ -234,6 +238,32 @@ async def in_flight_16(api_url: str, users: list[str], args: argparse.Namespace,
             "shares": meter.shares()}
 
 
+async def bodies(api_url: str, users: list[str], limit: int, key: str) -> dict[str, bytes]:
+    """The api's answer to each of `users`, as bytes (the floor sends them back as they are)."""
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"}) as session:
+        answers = {}
+        for user in users:
+            async with session.get(f"{api_url}/v1/users/{user}/recommendations", params={"limit": limit}) as response:
+                response.raise_for_status()
+                answers[user] = await response.read()
+        return answers
+
+
+async def stack_floor(recorded: dict[str, list], answers: dict[str, bytes], args: argparse.Namespace, key: str,
+                      env: dict, log_dir: Path) -> dict:
+    """16 in flight to `floor.py` serving the recorded users (the bare ceiling's requests, by HTTP)."""
+    path = log_dir / "floor.pickle"
+    path.write_bytes(pickle.dumps({user: (recorded[user], answers[user]) for user in recorded}))
+    url = f"http://127.0.0.1:{env['PORT']}"
+    floor = spawn("floor", "tools.bench.floor", env, log_dir, f"{url}/health/ready", (str(path),))
+    try:
+        wait_ready(floor)
+        await measure(url, list(recorded), 300, 16, args.limit, key)  # warm its pool
+        return await in_flight_16(url, list(recorded), args, key, [floor])
+    finally:
+        floor.terminate()
+
+
 def _rss_mib(pid: int) -> float:
     """Resident memory of a process (what each extra api process costs, besides its connections)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -335,12 +365,16 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
             many = await in_flight_16(api_url, users, args, key, apis)
             print(f"api, 16 in flight: {many}")
             rss_mib = [_rss_mib(api.popen.pid) for api in apis]
+            answers = await bodies(api_url, list(recorded), args.limit, key)
         by_processes = [{"api_processes": args.api_processes, **many}]
         for count in (int(text) for text in filter(None, args.more_processes.split(","))):
             with serving(count, env, log_dir) as apis:
                 await measure(api_url, users, 50 * count + 100, 16, args.limit, key)  # warm every process
                 by_processes.append({"api_processes": count, **await in_flight_16(api_url, users, args, key, apis)})
                 print(f"api, 16 in flight, {count} processes: {by_processes[-1]}")
+        floor = await stack_floor(recorded, answers, args, key, env, log_dir)
+        floor["ratio"] = round(floor["rps"] / ceiling["bare_16"]["rps"], 3)
+        print(f"the stack's floor, 16 in flight: {floor}")
         apart = await own_cores(url, replay, users, args, key, env, log_dir)
     finally:
         shutil.rmtree(log_dir, ignore_errors=True)
@@ -362,7 +396,8 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
         "by_api_processes": by_processes, "own_cores": apart,
         "cpu_ms_bare_16": ceiling["bare_16"]["cpu_ms"]["machine"], "cpu_ms_16": many["cpu_ms"]["machine"],
         "api_cpu_ms_16": many["cpu_ms"]["api"], "client_cpu_ms_16": many["cpu_ms"]["client"],
-        "ranking_cpu_ms": ranking_cpu,
+        "ranking_cpu_ms": ranking_cpu, "floor_rps_16": floor["rps"], "floor_ratio_16": floor["ratio"],
+        "floor_cpu_ms_16": floor["cpu_ms"]["api"], "floor_errors": floor["errors"],
         "ef_search": args.ef_search, "limit": args.limit,
     }
 
@@ -460,6 +495,13 @@ def run(args: argparse.Namespace, result: Report) -> dict:
                  [[f["products"], f["cpu_ms_bare_16"], f["cpu_ms_16"], f["api_cpu_ms_16"], f["client_cpu_ms_16"],
                    round(f["cpu_ms_16"] - f["api_cpu_ms_16"] - f["client_cpu_ms_16"], 2), f["ranking_cpu_ms"]]
                   for f in sizes])
+    result.table("The stack's floor, 16 in flight: the bare ceiling's requests over HTTP to one aiohttp process that"
+                 " runs each user's statements on asyncpg and sends the api's stored answer (no ranking, key check,"
+                 " parsing or JSON encoding): the most any api on aiohttp and asyncpg reaches here",
+                 ["products", "bare rps 16", "floor rps 16", "floor ratio", "its CPU ms per request",
+                  "api rps 16", "api ratio", "api CPU ms per request", "errors"],
+                 [[f["products"], f["bare_rps_16"], f["floor_rps_16"], f["floor_ratio_16"], f["floor_cpu_ms_16"],
+                   f["rps_16"], f["ratio_16"], f["api_cpu_ms_16"], f["floor_errors"]] for f in sizes])
     if args.more_processes:
         result.table("16 in flight by api processes (the same bare ceiling; each process's part of the api CPU:"
                      " the port hands each of the 16 client connections to one process by a hash)",
