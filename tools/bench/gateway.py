@@ -11,8 +11,8 @@ and a trained collaborative model (`gateway_data.py`). Then, in one run:
   users without history) and with 16 in flight, counting errors;
 - recall@10 of the served HNSW search against an exact scan;
 - the stack's floor (`floor.py`): the bare users' recorded statements served over HTTP by aiohttp
-  and asyncpg with the api's answers as stored bytes, 16 in flight (the most any api on this stack
-  reaches);
+  and asyncpg with the api's answers as stored bytes, one at a time and 16 in flight (the most any
+  api on this stack reaches);
 - the CPU each request costs at 16 in flight: the machine's, the api processes', the client's;
 - the CPU of ranking and rendering alone: the recorded requests' Store answers replayed without I/O;
 - where the server runs on this machine, the bare statements and the api with 16 in flight again
@@ -251,7 +251,8 @@ async def bodies(api_url: str, users: list[str], limit: int, key: str) -> dict[s
 
 async def stack_floor(recorded: dict[str, list], answers: dict[str, bytes], args: argparse.Namespace, key: str,
                       env: dict, log_dir: Path) -> dict:
-    """16 in flight to `floor.py` serving the recorded users (the bare ceiling's requests, by HTTP)."""
+    """`floor.py` serving the recorded users (the bare ceiling's requests, by HTTP): one at a time
+    (`one`: its latencies) and 16 in flight."""
     path = log_dir / "floor.pickle"
     path.write_bytes(pickle.dumps({user: (recorded[user], answers[user]) for user in recorded}))
     url = f"http://127.0.0.1:{env['PORT']}"
@@ -259,7 +260,9 @@ async def stack_floor(recorded: dict[str, list], answers: dict[str, bytes], args
     try:
         wait_ready(floor)
         await measure(url, list(recorded), 300, 16, args.limit, key)  # warm its pool
-        return await in_flight_16(url, list(recorded), args, key, [floor])
+        latencies, wall, errors = await measure(url, list(recorded), args.requests, 1, args.limit, key)
+        many = await in_flight_16(url, list(recorded), args, key, [floor])
+        return {**many, "one": summary(latencies, wall), "errors": many["errors"] + errors}
     finally:
         floor.terminate()
 
@@ -374,7 +377,7 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
                 print(f"api, 16 in flight, {count} processes: {by_processes[-1]}")
         floor = await stack_floor(recorded, answers, args, key, env, log_dir)
         floor["ratio"] = round(floor["rps"] / ceiling["bare_16"]["rps"], 3)
-        print(f"the stack's floor, 16 in flight: {floor}")
+        print(f"the stack's floor (one at a time under 'one'), 16 in flight: {floor}")
         apart = await own_cores(url, replay, users, args, key, env, log_dir)
     finally:
         shutil.rmtree(log_dir, ignore_errors=True)
@@ -397,6 +400,7 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
         "cpu_ms_bare_16": ceiling["bare_16"]["cpu_ms"]["machine"], "cpu_ms_16": many["cpu_ms"]["machine"],
         "api_cpu_ms_16": many["cpu_ms"]["api"], "client_cpu_ms_16": many["cpu_ms"]["client"],
         "ranking_cpu_ms": ranking_cpu, "floor_rps_16": floor["rps"], "floor_ratio_16": floor["ratio"],
+        "floor_p50_ms": floor["one"]["p50_ms"], "floor_p99_ms": floor["one"]["p99_ms"],
         "floor_cpu_ms_16": floor["cpu_ms"]["api"], "floor_errors": floor["errors"],
         "ef_search": args.ef_search, "limit": args.limit,
     }
@@ -497,11 +501,14 @@ def run(args: argparse.Namespace, result: Report) -> dict:
                   for f in sizes])
     result.table("The stack's floor, 16 in flight: the bare ceiling's requests over HTTP to one aiohttp process that"
                  " runs each user's statements on asyncpg and sends the api's stored answer (no ranking, key check,"
-                 " parsing or JSON encoding): the most any api on aiohttp and asyncpg reaches here",
+                 " parsing or JSON encoding): the most any api on aiohttp and asyncpg reaches here; and the same"
+                 " requests one at a time beside the bare statements' and the api's latency",
                  ["products", "bare rps 16", "floor rps 16", "floor ratio", "its CPU ms per request",
-                  "api rps 16", "api ratio", "api CPU ms per request", "errors"],
+                  "api rps 16", "api ratio", "api CPU ms per request", "bare p50 ms", "floor p50 ms", "api p50 ms",
+                  "errors"],
                  [[f["products"], f["bare_rps_16"], f["floor_rps_16"], f["floor_ratio_16"], f["floor_cpu_ms_16"],
-                   f["rps_16"], f["ratio_16"], f["api_cpu_ms_16"], f["floor_errors"]] for f in sizes])
+                   f["rps_16"], f["ratio_16"], f["api_cpu_ms_16"], f["bare_p50_ms"], f["floor_p50_ms"], f["p50_ms"],
+                   f["floor_errors"]] for f in sizes])
     if args.more_processes:
         result.table("16 in flight by api processes (the same bare ceiling; each process's part of the api CPU:"
                      " the port hands each of the 16 client connections to one process by a hash)",
