@@ -29,7 +29,7 @@ def query_settings(settings: ApiSettings) -> dict[str, str]:
     }
 
 
-async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     # The api's queries leave no session state: a connection goes back to the pool without a reset.
     database = Database(app[settings_key], server_settings=query_settings(app[settings_key]), keep_session=True)
     database.start()
@@ -48,7 +48,7 @@ def create_app(settings: ApiSettings, database: Database | None = None,
     app[active_models_key] = ActiveModels(settings.model_name)
     app[collaborative_models_key] = CollaborativeModels(settings.collaborative_cache_tenants)
     if database is None:
-        app.cleanup_ctx.append(_database_ctx)
+        app.cleanup_ctx.append(database_ctx)
     else:
         app[database_key] = database
     setup_metrics(app, "api", lambda: app[database_key].in_use())

@@ -2,6 +2,7 @@
 import asyncpg
 
 from shared.settings import ApiSettings
+from tests.waiting import wait_for
 from tools.bench.floor import create_app
 
 
@@ -16,6 +17,10 @@ async def test_the_floor_runs_each_users_statements_and_sends_the_stored_answer(
     }
     client = await aiohttp_client(create_app(recorded, ApiSettings(database_url=database_url, db_pool_max=2)))
     try:
+        async def ready() -> bool:  # the pool opens in the background, as the api's
+            return (await client.get("/health/ready")).status == 200
+
+        await wait_for(ready, 30, "the floor's database pool", every_s=0.05)
         for user in ("ada", "bo", "ada"):
             response = await client.get(f"/v1/users/{user}/recommendations?limit=1")
             assert response.status == 200 and response.content_type == "application/json"

@@ -1,6 +1,6 @@
 """The stack's floor, for the gateway bench: an aiohttp process that answers each user's request by
-running the statements the api ran for that user (recorded by the bench) on an asyncpg pool set up
-as the api's, then sending the api's own answer for that user, stored as bytes. No ranking, no key
+running the statements the api ran for that user (recorded by the bench) on the api's own database
+pool (`services.api.app.database_ctx`), then sending the api's own answer for that user, stored as bytes. No ranking, no key
 check, no query parsing, no JSON encoding: what any api on aiohttp and asyncpg pays to serve these
 statements. Its requests/s over the bare ceiling's is the most an api on this stack can reach.
 
@@ -14,33 +14,26 @@ import sys
 
 from aiohttp import web
 
-from services.api.app import query_settings
-from shared.db import create_pool
+from services.api.app import database_ctx
+from services.api.keys import database_key, settings_key
+from shared.http import setup_health
 from shared.settings import ApiSettings
-
-pool_key = web.AppKey("pool", object)
 
 
 def create_app(recorded: dict[str, tuple[list, bytes]], settings: ApiSettings) -> web.Application:
+    """The floor's app: its database pool is the api's (`database_ctx`), ready when the api would be."""
     async def answer(request: web.Request) -> web.Response:
         statements, body = recorded[request.match_info["user_id"]]
-        async with request.app[pool_key].acquire() as conn:
+        async with request.app[database_key].require().acquire() as conn:
             for method, query, args in statements:
                 await getattr(conn, method)(query, *args)
         return web.Response(body=body, content_type="application/json")
 
-    async def ready(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ready"})
-
-    async def pool_ctx(app: web.Application):
-        app[pool_key] = await create_pool(settings, server_settings=query_settings(settings), keep_session=True)
-        yield
-        await app[pool_key].close()
-
     app = web.Application()
-    app.cleanup_ctx.append(pool_ctx)
+    app[settings_key] = settings
+    app.cleanup_ctx.append(database_ctx)
     app.router.add_get("/v1/users/{user_id}/recommendations", answer)
-    app.router.add_get("/health/ready", ready)
+    setup_health(app, [lambda: app[database_key].problem()])
     return app
 
 
