@@ -201,8 +201,7 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
     def from_model() -> FromModel:
         if model is None:
             return FromModel(None, hybrid.NO_CANDIDATES, None, None, [])
-        rows = hybrid.Neighbourhood.of(weights, model.rows("similar", wanted.similar_ids),
-                                       model.rows("next", wanted.next_ids))
+        rows = hybrid.Neighbourhood.of(weights, model, wanted.similar_ids, wanted.next_ids)
         candidates = hybrid.collaborative(rows, request.tuning.next_weight)
         return FromModel(model, candidates, rows, None if filtered else model.most_popular(popular, excluded),
                          model.product_ids[candidates.ids].tolist() if named else [])
@@ -229,7 +228,7 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
     def explained(ranked: list[Candidate]) -> list[Candidate]:  # the reasons of the page's collaborative items
         if not rows:
             return ranked
-        return ranked[:request.offset] + hybrid.explain(ranked[request.offset:end], rows, model.code_of) + ranked[end:]
+        return ranked[:request.offset] + hybrid.explain(ranked[request.offset:end], rows) + ranked[end:]
 
     ranked = explained(ranked)
     page_rows, filler = await _page(store, request, ranked, excluded, start.live_popularity)  # round trip 4
@@ -243,6 +242,21 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
     page += [Candidate(pid, score, POPULAR) for pid, score in filler[:need]]
     return Page([(c, page_rows[c.product_id]) for c in page if c.product_id in page_rows],
                 {pid: page_rows[pid] for pid in because if pid in page_rows}, more)
+
+
+def compile_kernels() -> None:
+    """Compile the ranking's kernels (numba; or load them from its cache on disk) for the types a
+    request passes them: a tiny history ranked against a tiny model. The api does it before it
+    reports ready, so that no request waits for a compiler."""
+    model = CollaborativeModel.of_pairs(0, {"similar": {"a": [("b", 1.0)]}, "next": {"a": [("c", 1.0)]}},
+                                        {"b": 1.0, "c": 0.5})
+    weights = ProductWeights(["a"], np.ones(1))
+    rows = hybrid.Neighbourhood.of(weights, model, ["a"], ["a"])
+    candidates = hybrid.collaborative(rows, hybrid.NEXT_WEIGHT)
+    ranked = hybrid.blend(candidates, [Candidate("d", 1.0, CONTENT, "a")], model.codes(["c"]), model, set(), 3,
+                          hybrid.Tuning(), True)
+    hybrid.explain(ranked, rows)
+    find_interests(Vectors(["a", "b"], np.eye(2, dtype=np.float32)), {"a": 1.0, "b": 1.0})
 
 
 async def _page(store: Store, request: Request, ranked: list[Candidate], excluded: set[str],

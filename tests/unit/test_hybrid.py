@@ -13,12 +13,6 @@ def model_of(similar: dict, following: dict) -> CollaborativeModel:
     return CollaborativeModel.of_pairs(1, {"similar": similar, "next": following})
 
 
-def tables(similar: dict, following: dict) -> tuple:
-    """The neighbour rows of every product of both tables, as a request reads them from its tenant's model."""
-    model = model_of(similar, following)
-    return model.rows("similar", list(similar)), model.rows("next", list(following))
-
-
 def candidates(scores, model: CollaborativeModel) -> list[Candidate]:
     """Collaborative scores (codes) as candidates, best first."""
     ranked = [Candidate(pid, score, source) for pid, score, source
@@ -39,27 +33,27 @@ def test_tuning_parses_overrides_and_names_what_is_wrong():
 def test_collaborative_blends_what_fans_liked_with_what_came_next_naming_the_source():
     history = ProductWeights(["b", "a"], np.array([1.0, 1.0]))  # b is the newest
     model = model_of({"a": [("x", 1.0), ("y", 0.5)]}, {"b": [("y", 1.0), ("z", 0.2)]})
-    rows = Neighbourhood.of(history, model.rows("similar", ["a"]), model.rows("next", ["b"]))
+    rows = Neighbourhood.of(history, model, ["a"], ["b"])
     ranked = candidates(collaborative(rows, next_weight=0.4), model)
-    by_id = {c.product_id: c for c in explain(ranked, rows, model.code_of)}
+    by_id = {c.product_id: c for c in explain(ranked, rows)}
     assert (by_id["x"].source, by_id["x"].because) == (SIMILAR, "a")
     assert by_id["y"].score == pytest.approx(0.5 + 0.4) and by_id["y"].source == SIMILAR
     assert (by_id["z"].source, by_id["z"].because) == (NEXT, "b") and by_id["z"].score == pytest.approx(0.4 * 0.2)
     assert [c.product_id for c in ranked] == ["x", "y", "z"]
     assert candidates(collaborative(rows, next_weight=0.4, limit=1), model) == ranked[:1]  # the best
     shown = [ranked[2], Candidate("w", 1.0, CONTENT, "a"), Candidate("p", 0.5, POPULAR)]
-    assert explain(shown, rows, model.code_of)[1:] == shown[1:]  # only collaborative ones
-    only_next = collaborative(Neighbourhood.of(history, model.rows("similar", []), model.rows("next", ["b"])), 0.0)
+    assert explain(shown, rows)[1:] == shown[1:]  # only collaborative ones
+    only_next = collaborative(Neighbourhood.of(history, model, [], ["b"]), 0.0)
     assert {(c.product_id, c.source) for c in candidates(only_next, model)} == {("y", NEXT), ("z", NEXT)}
 
 
 def test_a_dislike_pushes_what_its_fans_liked():
     history = ProductWeights(["hated", "loved"], np.array([-0.3, 1.0]))
     model = model_of({"loved": [("x", 1.0), ("y", 0.9)], "hated": [("y", 1.0)]}, {})
-    rows = Neighbourhood.of(history, model.rows("similar", ["hated", "loved"]), model.rows("next", []))
+    rows = Neighbourhood.of(history, model, ["hated", "loved"], [])
     ranked = candidates(collaborative(rows, 0.4), model)
     assert [c.product_id for c in ranked][0] == "x" and ranked[-1].product_id == "y"
-    assert [c.because for c in explain(ranked, rows, model.code_of)] == ["loved", "loved"]  # y: loved's +0.9 > hated's -0.3
+    assert [c.because for c in explain(ranked, rows)] == ["loved", "loved"]  # y: loved's +0.9 > hated's -0.3
 
 
 def blended(content: list[Candidate], exclude: set[str], tuning: str, popular=("p",)) -> list[Candidate]:
@@ -68,7 +62,7 @@ def blended(content: list[Candidate], exclude: set[str], tuning: str, popular=("
     history = ProductWeights(["h", "hated"], np.array([1.0, -1.0]))
     model = CollaborativeModel.of_pairs(1, {"similar": {"h": [("x", 1.0)], "hated": [("bad", 1.0)]}, "next": {}},
                                         {"p": 0.5, "unpopular": 0.0})
-    rows = Neighbourhood.of(history, model.rows("similar", ["h", "hated"]), model.rows("next", []))
+    rows = Neighbourhood.of(history, model, ["h", "hated"], [])
     popular_codes = model.codes(list(popular))
     return blend(collaborative(rows, 0.0), content, popular_codes[popular_codes >= 0], model, exclude, 10,
                  Tuning.parse(tuning), True)
