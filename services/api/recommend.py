@@ -114,8 +114,7 @@ def content_ranking(strategy: str, q: Queries, weights: dict[str, float], histor
         scores = units @ q.vectors[0]
         ranked = [Candidate(pid, float(scores[i]), CONTENT, liked[closest[i]]) for i, pid in enumerate(ids)]
         return sorted(ranked, key=lambda c: (-c.score, c.product_id))[:depth]
-    scored, groups = score_content(ids, matrix, history_vectors, weights, q.interests)
-    return interleave(scored, groups, q.shares)[:depth]
+    return interleave(score_content(ids, matrix, history_vectors, weights, q.interests), q.shares, depth)
 
 
 def rank(request: Request, weights: ProductWeights, history_vectors: Mapping[str, np.ndarray], q: Queries,

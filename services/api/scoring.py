@@ -168,16 +168,27 @@ def interest_shares(interests: list[Interest], vectors: Mapping[str, np.ndarray]
     return [mass / total for mass in masses]
 
 
+@dataclass(frozen=True)
+class ContentScores:
+    """Content candidates scored: candidate i is `product_ids[i]`, its score, the liked product that
+    contributed most (`liked[best[i]]`) and the interest that product belongs to (`group[i]`)."""
+
+    product_ids: list[str]
+    score: np.ndarray
+    liked: list[str]
+    best: np.ndarray
+    group: np.ndarray
+
+
 def score_content(candidate_ids: list[str], candidates: np.ndarray, vectors: Mapping[str, np.ndarray],
-                  weights: dict[str, float], interests: list[Interest]) -> tuple[list[Candidate], list[int]]:
+                  weights: dict[str, float], interests: list[Interest]) -> ContentScores:
     """Score each candidate by its best match among the liked items (weighted), minus a penalty
-    for resembling a disliked one; `because` is the liked item that contributed most. Also the
-    interest each candidate belongs to (that liked item's)."""
+    for resembling a disliked one; that liked item is its reason and its interest the candidate's."""
+    liked = [pid for interest in interests for pid in interest.members]
     if not candidate_ids:
-        return [], []
+        return ContentScores([], np.zeros(0), liked, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
     vectors = Vectors.of(vectors)
     candidates = unit_rows(candidates)
-    liked = [pid for interest in interests for pid in interest.members]
     group_of = np.array([g for g, interest in enumerate(interests) for _ in interest.members])
     liked_weights = np.array([weights[pid] for pid in liked], dtype=np.float32)
     factors = 0.5 + 0.5 * liked_weights / liked_weights.max()
@@ -189,20 +200,25 @@ def score_content(candidate_ids: list[str], candidates: np.ndarray, vectors: Map
         strength = np.array([-weights[pid] for pid in disliked], dtype=np.float32)
         penalty = np.clip(candidates @ vectors.units(disliked).T, 0, None) * (strength / strength.max())
         scores = scores - DISLIKE_PENALTY * penalty.max(axis=1)
-    return ([Candidate(pid, score, CONTENT, liked[b]) for pid, score, b in zip(candidate_ids, scores.tolist(), best.tolist())],
-            group_of[best].tolist())
+    return ContentScores(candidate_ids, scores, liked, best, group_of[best])
 
 
-def interleave(scored: list[Candidate], groups: list[int], shares: list[float]) -> list[Candidate]:
-    """One list from per-interest rankings: each interest fills its share of every prefix of the
-    list (item r of an interest with share s sits at (r + 1) / s). Deterministic."""
-    by_group: dict[int, list[Candidate]] = {}
-    for item, group in zip(scored, groups):
-        by_group.setdefault(group, []).append(item)
-    keyed = []
-    for group, items in by_group.items():
-        items.sort(key=lambda item: (-item.score, item.product_id))
-        share = shares[group] if group < len(shares) else min(shares, default=1.0)
-        keyed += [((rank + 1) / share, -item.score, item.product_id, item) for rank, item in enumerate(items)]
-    keyed.sort(key=lambda entry: entry[:3])
-    return [entry[3] for entry in keyed]
+def interleave(scored: ContentScores, shares: list[float], depth: int) -> list[Candidate]:
+    """The first `depth` of one list from per-interest rankings: each interest fills its share of
+    every prefix of the list (item r of an interest with share s sits at (r + 1) / s); equal places
+    by score, then by product id. Deterministic."""
+    count = len(scored.product_ids)
+    if not count:
+        return []
+    by_name = np.empty(count, dtype=np.int64)
+    by_name[sorted(range(count), key=scored.product_ids.__getitem__)] = np.arange(count)
+    within = np.lexsort((by_name, -scored.score, scored.group))  # each interest's own ranking, one after another
+    group = scored.group[within]
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    rank = np.arange(count) - np.repeat(starts, np.diff(np.r_[starts, count]))
+    share_of = np.array(shares + [min(shares, default=1.0)])  # an interest without a share: the smallest
+    place = np.empty(count)
+    place[within] = (rank + 1) / share_of[np.minimum(group, len(shares))]
+    order = np.lexsort((by_name, -scored.score, place))[:depth].tolist()
+    return [Candidate(scored.product_ids[i], score, CONTENT, scored.liked[best])
+            for i, score, best in zip(order, scored.score[order].tolist(), scored.best[order].tolist())]

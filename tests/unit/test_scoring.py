@@ -1,7 +1,7 @@
 """Content scoring: interests, shares, scores with reasons, interleaving."""
 import numpy as np
 
-from services.api.scoring import Vectors, find_interests, interest_shares, interleave, score_content
+from services.api.scoring import ContentScores, Vectors, find_interests, interest_shares, interleave, score_content
 
 AXES = np.eye(4, dtype=np.float32)
 
@@ -32,11 +32,15 @@ def test_candidates_score_by_their_best_liked_match_less_a_penalty_near_dislikes
     weights = {"w": 1.0, "c": 0.5, "bad": -0.3}
     interests = find_interests(vectors, weights)
     candidates = np.stack([AXES[0], AXES[1], 0.7 * AXES[0] + 0.7 * AXES[2]])
-    scored, groups = score_content(["x", "y", "z"], candidates, vectors, weights, interests)
-    by_id = {c.product_id: c for c in scored}
-    assert by_id["x"].because == "w" and by_id["y"].because == "c" and by_id["x"].score > by_id["y"].score
-    assert by_id["z"].score < by_id["x"].score * 0.71  # resembles the disliked one
-    assert {c.source for c in scored} == {"content"} and groups == [0, 1, 0]
+    scored = score_content(["x", "y", "z"], candidates, vectors, weights, interests)
+    score = dict(zip(scored.product_ids, scored.score.tolist()))
+    because = dict(zip(scored.product_ids, [scored.liked[b] for b in scored.best]))
+    assert because["x"] == "w" and because["y"] == "c" and score["x"] > score["y"]
+    assert score["z"] < score["x"] * 0.71  # resembles the disliked one
+    assert scored.group.tolist() == [0, 1, 0]
+    ranked = interleave(scored, [0.5, 0.5], 3)
+    assert {c.source for c in ranked} == {"content"} and {(c.product_id, c.because) for c in ranked} == {
+        ("x", "w"), ("y", "c"), ("z", "w")}
 
 
 def test_interleave_gives_each_interest_its_share_of_every_prefix():
@@ -46,10 +50,17 @@ def test_interleave_gives_each_interest_its_share_of_every_prefix():
     candidates = np.stack([AXES[0] * (1 - i / 20) + AXES[3] * i / 20 for i in range(6)]
                           + [AXES[1] * (1 - i / 20) + AXES[3] * i / 20 for i in range(3)])
     ids = [f"w{i}" for i in range(6)] + [f"c{i}" for i in range(3)]
-    scored, groups = score_content(ids, candidates, vectors, weights, interests)
-    order = [c.product_id for c in interleave(scored, groups, [0.5, 0.5])]
+    scored = score_content(ids, candidates, vectors, weights, interests)
+    order = [c.product_id for c in interleave(scored, [0.5, 0.5], 9)]
     assert {order[0][0], order[1][0]} == {"w", "c"} and order[:4].count("c0") == 1
     assert order[-3:] == ["w3", "w4", "w5"]  # the cartoons ran out; westerns fill the rest in score order
+    assert [c.product_id for c in interleave(scored, [0.5, 0.5], 4)] == order[:4]
+
+
+def test_interleave_breaks_equal_places_by_score_then_by_product_id():
+    scored = ContentScores(["b", "a", "c", "d"], np.array([0.5, 0.5, 0.9, 0.1], dtype=np.float32), ["h"],
+                           np.zeros(4, dtype=np.int64), np.array([0, 0, 1, 1]))
+    assert [c.product_id for c in interleave(scored, [0.5, 0.5], 4)] == ["c", "a", "b", "d"]
 
 
 def test_vectors_give_unit_rows_of_the_asked_products_in_that_order():
