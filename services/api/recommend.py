@@ -106,7 +106,7 @@ def content_ranking(strategy: str, q: Queries, weights: dict[str, float], histor
     ids = list(dict.fromkeys(pid for nearest in found.nearest for pid in nearest))
     if not ids:
         return []
-    matrix = np.stack([found.vectors[pid] for pid in ids])
+    matrix = found.vectors.rows(ids)
     if strategy == "spike":
         liked = sorted(pid for pid, w in weights.items() if w > 0 and pid in history_vectors)
         units = unit_rows(matrix)
@@ -212,7 +212,7 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
         history_vectors = await vectors
     q = queries(request.strategy, weight_of, history_vectors, request.depth)
     check = given.checked if named else []
-    trip, nothing = None, Found([], set(), [], {})
+    trip, nothing = None, Found([], set(), [], Vectors.of({}))
     if q.vectors or check or (popular and filtered):  # round trip 3
         trip = store.candidates(request.tenant_id, request.model, q.vectors, q.counts, excluded, request.filters,
                                 check, request.diversity > 0, popular if filtered else 0, request.dimension)

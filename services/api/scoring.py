@@ -65,6 +65,10 @@ class Vectors(Mapping[str, np.ndarray]):
     def __contains__(self, product_id: object) -> bool:
         return product_id in self.row
 
+    def rows(self, ids: list[str]) -> np.ndarray:
+        """The vectors of `ids` as one matrix, as they are."""
+        return self.matrix[[self.row[pid] for pid in ids]]
+
     def units(self, ids: list[str], dimension: int = 0) -> np.ndarray:
         """The vectors of `ids` as one matrix of unit rows."""
         if not ids:
@@ -108,7 +112,8 @@ def _average_linkage(units: np.ndarray, max_interests: int) -> list[list[int]]:
     JOIN_SIMILARITY alike, or while there are more than `max_interests` groups."""
     if len(units) == 1:
         return [[0]]
-    distance = np.clip(1.0 - units.astype(np.float64) @ units.T.astype(np.float64), 0.0, 2.0)
+    wide = units.astype(np.float64)
+    distance = np.clip(1.0 - wide @ wide.T, 0.0, 2.0)
     groups: dict[int, list[int]] = {}
     for row, group in enumerate(_merged(distance, max_interests, 1.0 - JOIN_SIMILARITY).tolist()):
         groups.setdefault(group, []).append(row)

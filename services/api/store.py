@@ -18,7 +18,7 @@ per process, not per request). The filters (deleted, exclusions, genre, years) a
 in `_filter`. Vectors travel as pgvector's binary form (`vector_send`), decoded by numpy at once.
 """
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import asyncpg
 import numpy as np
@@ -218,7 +218,7 @@ class Found:
     nearest: list[list[str]]  # per query, nearest first
     allowed: set[str]  # collaborative candidates that pass the filters
     popular: list[str]  # most popular passing the filters, most popular first (when asked)
-    vectors: dict[str, np.ndarray]  # of the nearest (and the collaborative ones when asked)
+    vectors: Vectors  # of the nearest (and the collaborative ones when asked)
 
 
 async def candidates(conn: asyncpg.Connection, tenant_id: str, model: str, queries: list[np.ndarray],
@@ -231,17 +231,17 @@ async def candidates(conn: asyncpg.Connection, tenant_id: str, model: str, queri
     more = bool(collaborative or popular)  # else the nearest-neighbour part alone: the planner plans one part, not three
     rows = await conn.fetch((CANDIDATES if more else NEAREST).format(order=indexed_order(dimension)),
                             *(args if more else args[:8]))
-    found = Found([[] for _ in queries], set(), [], {})
-    _collect(found, rows, list(range(len(queries))))
+    found = Found([[] for _ in queries], set(), [], Vectors([], np.zeros((0, 0), dtype=np.float32)))
+    sent = _collect(found, rows, list(range(len(queries))))
     short = [i for i, ids in enumerate(found.nearest) if len(ids) < counts[i]]
     if short:  # the index scan stopped early (selective filters, small catalogue): ask exactly
         for i in short:
             found.nearest[i].clear()
         args[2:4] = [[args[2][i] for i in short], max(counts[i] for i in short)]
-        _collect(found, await conn.fetch(NEAREST.format(order=EXACT_ORDER), *args[:8]), short)
+        sent += _collect(found, await conn.fetch(NEAREST.format(order=EXACT_ORDER), *args[:8]), short)
     for i, count in enumerate(counts):
         del found.nearest[i][count:]
-    return found
+    return replace(found, vectors=Vectors([row["product_id"] for row in sent], vectors_of([row["embedding"] for row in sent])))
 
 
 async def explain_nearest(conn: asyncpg.Connection, tenant_id: str, model: str, query: np.ndarray, count: int,
@@ -252,10 +252,8 @@ async def explain_nearest(conn: asyncpg.Connection, tenant_id: str, model: str, 
     return "\n".join(row[0] for row in rows)
 
 
-def _collect(found: Found, rows: list[asyncpg.Record], query_of: list[int]) -> None:
-    with_vectors = [row for row in rows if row["embedding"] is not None]
-    found.vectors.update(zip([row["product_id"] for row in with_vectors],
-                             vectors_of([row["embedding"] for row in with_vectors])))
+def _collect(found: Found, rows: list[asyncpg.Record], query_of: list[int]) -> list[asyncpg.Record]:
+    """Files `rows` under `found`'s lists; returns those that carry a vector."""
     for row in rows:
         pid, ord_ = row["product_id"], row["ord"]
         if ord_ > 0:
@@ -264,6 +262,7 @@ def _collect(found: Found, rows: list[asyncpg.Record], query_of: list[int]) -> N
             found.allowed.add(pid)
         else:
             found.popular.append(pid)
+    return [row for row in rows if row["embedding"] is not None]
 
 
 async def page(conn: asyncpg.Connection, tenant_id: str, model: str, product_ids: list[str], excluded: Iterable[str],

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from services.api.scoring import Vectors
 from services.api.store import Filters, Found, Start
 from shared.interactions import History, Interaction
 from shared.neighbours import CollaborativeModel
@@ -56,7 +57,7 @@ class FakeStore:
         vectors = {pid: self.embeddings[pid] for ids in nearest for pid in ids}
         if with_vectors:
             vectors |= {pid: self.embeddings[pid] for pid in allowed}
-        return Found(nearest, allowed, top[:popular], vectors)
+        return Found(nearest, allowed, top[:popular], Vectors.of(vectors))
 
     def row(self, pid: str) -> dict:
         return {"id": pid, "title": f"Title {pid}", "description": "", "genres": self.genres.get(pid, []),
