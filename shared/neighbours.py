@@ -48,6 +48,7 @@ class NeighbourRows:
 
     row_ids: list[str] = field(default_factory=list)
     at: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    row_codes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))  # the table's: row -> code
     neighbours: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), dtype=np.int32))
     weights: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), dtype=np.float32))
 
@@ -139,7 +140,7 @@ class CollaborativeModel:
         table = self.tables[kind]
         at = self.row_of[kind][self.codes(product_ids)]  # an unknown product's code, -1, reads the last entry: -1
         found = at >= 0
-        return NeighbourRows(list(compress(product_ids, found.tolist())), at[found].astype(np.int64),
+        return NeighbourRows(list(compress(product_ids, found.tolist())), at[found].astype(np.int64), table.rows,
                              table.neighbours, table.weights)
 
     def neighbours(self, kind: str, product_id: str) -> list[tuple[str, float]]:

@@ -42,6 +42,7 @@ class Scores:
     ids: np.ndarray  # product codes
     score: np.ndarray  # float64
     source: np.ndarray | None = None  # per product, SIMILAR or NEXT: the table that contributed most
+    because: np.ndarray | None = None  # per product, the code of the history product behind that table's part
 
 
 def slots(codes: int) -> np.ndarray:
@@ -64,9 +65,12 @@ def _place(marks, at, code, ids, count):
 
 
 @njit(cache=True)
-def _add_rows(row_weight, at, neighbours, weights, slot, ids, count, sums, reached):
-    """sums[j] += row_weight[r] * weight over the pairs of rows `at`; a code's j is given in
-    `slot` the first time a non-zero part reaches it (ids[j] = code). Returns the new count."""
+def _add_rows(table, slot, ids, count, sums, reached, strongest, because):
+    """sums[j] += row_weight[r] * weight over the pairs of a table's rows (`table`: row_weight, at,
+    row_codes, neighbours, weights); a code's j is given in `slot` the first time a non-zero part
+    reaches it (ids[j] = code), and because[j] is the code of the row whose part is the largest
+    (`strongest[j]`; the first row on a tie). Returns the new count."""
+    row_weight, at, row_codes, neighbours, weights = table
     for r in range(at.shape[0]):
         w = row_weight[r]
         row = at[r]
@@ -84,27 +88,33 @@ def _add_rows(row_weight, at, neighbours, weights, slot, ids, count, sums, reach
                 ids[j] = code
                 count += 1
             sums[j] += part
+            if not reached[j] or part > strongest[j]:
+                strongest[j], because[j] = part, row_codes[row]
             reached[j] = True
     return count
 
 
 @njit(cache=True)
-def neighbour_scores(similar_weight, similar_at, similar_neighbours, similar_weights, next_weight_of_row, next_at,
-                     next_neighbours, next_weights, next_weight, limit, slot):
-    """The collaborative candidates from a history's rows of both tables (compiled: numba).
+def neighbour_scores(similar, following, next_weight, limit, slot):
+    """The collaborative candidates from a history's rows of both tables (compiled: numba); each
+    table as (row_weight, at, row_codes, neighbours, weights): row r is the table's row at[r],
+    the product coded row_codes[at[r]], counting row_weight[r].
 
         score(j) = similar(j) / max similar + next_weight * next(j) / max next
-        similar(j) = sum over the similar rows r of similar_weight[r] * weight(r, j); next(j) likewise
+        similar(j) = sum over the similar rows r of row_weight[r] * weight(r, j); next(j) likewise
 
-    A table whose sums are all <= 0 counts for nothing. Returns the best `limit` (codes, scores,
-    whether the similar table's term is at least the next one's), in no order; `slot` (`slots`) is
-    left as it was found."""
-    capacity = similar_at.shape[0] * similar_neighbours.shape[1] + next_at.shape[0] * next_neighbours.shape[1]
+    A table whose sums are all <= 0 counts for nothing. Returns the best `limit` as (codes, scores,
+    whether the similar table's term is at least the next one's, the code of the history product
+    whose row in that table contributed the largest part: the reason), in no order; `slot`
+    (`slots`) is left as it was found."""
+    capacity = similar[1].shape[0] * similar[3].shape[1] + following[1].shape[0] * following[3].shape[1]
     ids = np.empty(capacity, np.int64)
     s, f = np.zeros(capacity), np.zeros(capacity)
     s_reached, f_reached = np.zeros(capacity, np.bool_), np.zeros(capacity, np.bool_)
-    count = _add_rows(similar_weight, similar_at, similar_neighbours, similar_weights, slot, ids, 0, s, s_reached)
-    count = _add_rows(next_weight_of_row, next_at, next_neighbours, next_weights, slot, ids, count, f, f_reached)
+    s_strongest, f_strongest = np.zeros(capacity), np.zeros(capacity)
+    s_because, f_because = np.full(capacity, -1, np.int64), np.full(capacity, -1, np.int64)
+    count = _add_rows(similar, slot, ids, 0, s, s_reached, s_strongest, s_because)
+    count = _add_rows(following, slot, ids, count, f, f_reached, f_strongest, f_because)
     s_top, f_top = 0.0, 0.0
     for j in range(count):
         slot[ids[j]] = -1
@@ -114,7 +124,7 @@ def neighbour_scores(similar_weight, similar_at, similar_neighbours, similar_wei
             f_top = f[j]
     total = np.empty(count)
     from_similar = np.zeros(count, np.bool_)
-    kept = np.empty(count, np.int64)
+    kept, because = np.empty(count, np.int64), np.empty(count, np.int64)
     n = 0
     for j in range(count):
         in_s, in_f = s_reached[j] and s_top > 0, f_reached[j] and f_top > 0
@@ -124,11 +134,11 @@ def neighbour_scores(similar_weight, similar_at, similar_neighbours, similar_wei
         f_term = f[j] / f_top * next_weight if in_f else 0.0
         total[n] = s_term + f_term
         from_similar[n] = in_s and (not in_f or s_term >= f_term)
-        kept[n] = ids[j]
+        kept[n], because[n] = ids[j], s_because[j] if from_similar[n] else f_because[j]
         n += 1
-    total, from_similar, kept = total[:n], from_similar[:n], kept[:n]
+    total, from_similar, kept, because = total[:n], from_similar[:n], kept[:n], because[:n]
     if n <= limit:
-        return kept, total, from_similar
+        return kept, total, from_similar, because
     threshold = -np.partition(-total, limit - 1)[limit - 1]
     best = np.empty(limit, np.int64)
     m = 0
@@ -140,32 +150,7 @@ def neighbour_scores(similar_weight, similar_at, similar_neighbours, similar_wei
         if m < limit and total[j] == threshold:
             best[m] = j
             m += 1
-    return kept[best], total[best], from_similar[best]
-
-
-@njit(cache=True)
-def strongest_rows(row_weight, at, neighbours, weights, codes, slot):
-    """For each of the distinct product `codes`, the row (an index into `at`) whose pair contributed
-    the largest part row_weight[r] * weight(r, code) (the reason shown; the first row on a tie), -1
-    where none did. `slot` as in `neighbour_scores`."""
-    strongest = np.full(codes.shape[0], -1, np.int64)
-    largest = np.zeros(codes.shape[0])
-    for i in range(codes.shape[0]):
-        slot[codes[i]] = i
-    for r in range(at.shape[0]):
-        w = row_weight[r]
-        row = at[r]
-        for k in range(neighbours.shape[1]):
-            code = neighbours[row, k]
-            if code < 0 or slot[code] < 0:
-                continue
-            part = w * np.float64(weights[row, k])
-            i = slot[code]
-            if part != 0.0 and (strongest[i] < 0 or part > largest[i]):
-                strongest[i], largest[i] = r, part
-    for i in range(codes.shape[0]):
-        slot[codes[i]] = -1
-    return strongest
+    return kept[best], total[best], from_similar[best], because[best]
 
 
 def blend(parts: Sequence[tuple[float, np.ndarray, np.ndarray]], popular: np.ndarray, popularity: np.ndarray,

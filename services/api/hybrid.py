@@ -7,6 +7,9 @@ content similarity and popularity by `shared.ranking`.
       next(j)    = sum over the RECENT_ITEMS latest h of recency(h) * follow weight(h, j)
     hybrid(j)    = blend of collaborative, content (the multi-interest content ranking) and popularity
 
+A collaborative candidate's reason is the history product whose row gave the largest part of the
+term it came by (similar or next).
+
 Defaults were set by `make eval` on MovieLens (see EVAL.md).
 """
 from dataclasses import dataclass, field
@@ -59,8 +62,7 @@ def recency_weights(count: int) -> np.ndarray:
 @dataclass(frozen=True)
 class Neighbourhood:
     """A history's neighbour rows in its tenant's model, each with what it counts for: a similar row
-    its product's weight, a next row its recency (built once per request, read by `collaborative`
-    and `explain`)."""
+    its product's weight, a next row its recency (built once per request, read by `collaborative`)."""
 
     model: CollaborativeModel
     similar: NeighbourRows
@@ -88,34 +90,17 @@ class Neighbourhood:
 
 def collaborative(rows: Neighbourhood, next_weight: float, limit: int = COLLABORATIVE_CANDIDATES) -> ranking.Scores:
     """The best `limit` collaborative candidates as the model's product codes (in no order), each with
-    the table that contributed most as its source; which history product is behind it is left to
-    `explain`, for the candidates shown. Both row sets come from one model (`shared.neighbours`:
-    neighbours are integer codes of its products)."""
-    ids, total, from_similar = ranking.neighbour_scores(
-        rows.similar_weights, rows.similar.at, rows.similar.neighbours, rows.similar.weights,
-        rows.next_weights, rows.next.at, rows.next.neighbours, rows.next.weights, float(next_weight), limit, rows.model.slots)
-    return ranking.Scores(ids, total, np.where(from_similar, SIMILAR, NEXT))
+    the table that contributed most as its source and, as its reason, the code of the history
+    product whose row of that table contributed the largest part. Both row sets come from one model
+    (`shared.neighbours`: neighbours are integer codes of its products)."""
+    ids, total, from_similar, because = ranking.neighbour_scores(
+        *((w, table.at, table.row_codes, table.neighbours, table.weights) for _, table, w in rows.tables()),
+        float(next_weight), limit, rows.model.slots)
+    return ranking.Scores(ids, total, np.where(from_similar, SIMILAR, NEXT), because)
 
 
-def explain(shown: list[Candidate], rows: Neighbourhood) -> list[Candidate]:
-    """`shown` with `because` set on its collaborative candidates (source SIMILAR or NEXT): the
-    history product whose row of that table contributed the largest part. Done for a page, not for
-    every candidate: it reads every pair of the rows."""
-    explained, model = list(shown), rows.model
-    for source, table, w in rows.tables():
-        at = [i for i, c in enumerate(shown)
-              if c.source == source and c.because is None and c.product_id in model.code_of]
-        if not at:
-            continue
-        codes = model.codes([shown[i].product_id for i in at])
-        strongest = ranking.strongest_rows(w, table.at, table.neighbours, table.weights, codes, model.slots)
-        for i, row in zip(at, strongest.tolist()):
-            if row >= 0:
-                explained[i] = shown[i]._replace(because=table.row_ids[row])
-    return explained
-
-
-NO_CANDIDATES = ranking.Scores(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=str))
+NO_CANDIDATES = ranking.Scores(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=str),
+                               np.zeros(0, dtype=np.int64))
 
 
 def blend(collaborative: ranking.Scores, content_ranked: list[Candidate], popular: np.ndarray,
@@ -134,7 +119,8 @@ def blend(collaborative: ranking.Scores, content_ranked: list[Candidate], popula
         return names[code] if code < len(names) else extra[code - len(names)]
 
     kept = ~model.named_in(collaborative.ids, exclude) if exclude and len(collaborative.ids) else slice(None)
-    collaborative = ranking.Scores(collaborative.ids[kept], collaborative.score[kept], collaborative.source[kept])
+    collaborative = ranking.Scores(collaborative.ids[kept], collaborative.score[kept], collaborative.source[kept],
+                                   collaborative.because[kept])
     content = [c for c in content_ranked if c.product_id not in exclude]
     content_ids = [c.product_id for c in content]
     content_codes = model.codes(content_ids) if model is not None else np.full(len(content), -1)
@@ -153,5 +139,5 @@ def blend(collaborative: ranking.Scores, content_ranked: list[Candidate], popula
                            model.slots if model is not None else None)
     sources = (collaborative.source.tolist(), [CONTENT] * len(content))
     return [Candidate(pid, total, POPULAR) if part < 0
-            else Candidate(pid, total, sources[part][of], content[of].because if part else None)
+            else Candidate(pid, total, sources[part][of], content[of].because if part else names[collaborative.because[of]])
             for pid, total, part, of in ranked if total > 0]

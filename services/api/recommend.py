@@ -6,8 +6,7 @@ page 2 neither repeats nor skips page 1 while the data stays the same.
 
 `recommend` does the round trips (`store`, at most four); everything between them is pure:
 `plan` (what to fetch for the history), `queries` (the nearest-neighbour queries), `rank`. The
-collaborative candidates are computed while a statement runs (`overlapped`), and only the shown
-ones get their reason (`hybrid.explain`).
+collaborative candidates, with their reasons, are computed while a statement runs (`overlapped`).
 """
 import asyncio
 import math
@@ -146,7 +145,6 @@ class FromModel:
 
     model: CollaborativeModel | None
     candidates: Scores  # the collaborative candidates, as codes of the model's products
-    rows: hybrid.Neighbourhood | None  # the history's neighbour rows behind them
     most_popular: np.ndarray | None  # codes; None with a genre or year filter (round trip 3 finds them)
     checked: list[str]  # the candidates' ids when round trip 3 checks them against the filters
 
@@ -199,10 +197,10 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
 
     def from_model() -> FromModel:
         if model is None:
-            return FromModel(None, hybrid.NO_CANDIDATES, None, None, [])
+            return FromModel(None, hybrid.NO_CANDIDATES, None, [])
         rows = hybrid.Neighbourhood.of(weights, model, wanted.similar_ids, wanted.next_ids)
         candidates = hybrid.collaborative(rows, request.tuning.next_weight)
-        return FromModel(model, candidates, rows, None if filtered else model.most_popular(popular, excluded),
+        return FromModel(model, candidates, None if filtered else model.most_popular(popular, excluded),
                          model.product_ids[candidates.ids].tolist() if named else [])
 
     vectors = store.vectors(request.tenant_id, request.model, wanted.vector_ids)  # round trip 2
@@ -220,19 +218,11 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
         found = await trip if trip else nothing
     else:
         found, given = await overlapped(trip, from_model, nothing)
-    rows = given.rows
     ranked = rank(request, weights, history_vectors, q, given, found, excluded)
     end = request.offset + request.limit
-
-    def explained(ranked: list[Candidate]) -> list[Candidate]:  # the reasons of the page's collaborative items
-        if not rows:
-            return ranked
-        return ranked[:request.offset] + hybrid.explain(ranked[request.offset:end], rows) + ranked[end:]
-
-    ranked = explained(ranked)
     page_rows, filler = await _page(store, request, ranked, excluded, start.live_popularity)  # round trip 4
     if any(c.product_id not in page_rows for c in ranked[:end]):  # deleted since the model was trained
-        ranked = explained([c for c in ranked[:end] if c.product_id in page_rows] + ranked[end:])
+        ranked = [c for c in ranked[:end] if c.product_id in page_rows] + ranked[end:]
         page_rows, filler = await _page(store, request, ranked, excluded, start.live_popularity)
     page = ranked[request.offset:end]
     need = request.limit - len(page)
@@ -251,10 +241,8 @@ def compile_kernels() -> None:
                                         {"b": 1.0, "c": 0.5})
     weights = ProductWeights(["a"], np.ones(1))
     rows = hybrid.Neighbourhood.of(weights, model, ["a"], ["a"])
-    candidates = hybrid.collaborative(rows, hybrid.NEXT_WEIGHT)
-    ranked = hybrid.blend(candidates, [Candidate("d", 1.0, CONTENT, "a")], model.codes(["c"]), model, set(), 3,
-                          hybrid.Tuning(), True)
-    hybrid.explain(ranked, rows)
+    hybrid.blend(hybrid.collaborative(rows, hybrid.NEXT_WEIGHT), [Candidate("d", 1.0, CONTENT, "a")],
+                 model.codes(["c"]), model, set(), 3, hybrid.Tuning(), True)
     find_interests(Vectors(["a", "b"], np.eye(2, dtype=np.float32)), {"a": 1.0, "b": 1.0})
 
 

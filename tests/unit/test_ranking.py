@@ -1,52 +1,58 @@
 import numpy as np
 import pytest
 
-from shared.ranking import SIMILAR, Candidate, blend, mmr_rerank, neighbour_scores, slots, strongest_rows
+from shared.ranking import SIMILAR, Candidate, blend, mmr_rerank, neighbour_scores, slots
 
 
 NAMES = np.array(["x", "y", "z", "w"], dtype=object)  # a vocabulary: product codes 0..3
 
 
-def table(rows: dict[str, list[tuple[str, float]]]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """(row ids, rows, neighbour codes, weights) of a table of `rows`, read as a request reads them."""
+ROWS = ["a", "b", "c"]  # history products: row_codes name them by their place here
+
+
+def table(rows: dict[str, list[tuple[str, float]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, row codes, neighbour codes, weights) of a table of `rows` (history products), read as
+    a request reads them (row weights come first in `neighbour_scores`)."""
     width = max(len(pairs) for pairs in rows.values())
     code = {name: i for i, name in enumerate(NAMES)}
     neighbours, weights = np.full((len(rows), width), -1, dtype=np.int32), np.zeros((len(rows), width), dtype=np.float32)
     for r, pairs in enumerate(rows.values()):
         neighbours[r, :len(pairs)], weights[r, :len(pairs)] = [code[n] for n, _ in pairs], [w for _, w in pairs]
-    return list(rows), np.arange(len(rows)), neighbours, weights
+    return np.arange(len(rows)), np.array([ROWS.index(r) for r in rows], dtype=np.int32), neighbours, weights
 
 
-NO_ROWS = (np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros((0, 1), dtype=np.int32), np.zeros((0, 1), dtype=np.float32))
+NO_ROWS = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros((0, 1), dtype=np.int32),
+           np.zeros((0, 1), dtype=np.float32))
 
 
-def scores(similar_weight, similar, next_weight_of_row=None, following=None, next_weight=0.5, limit=10):
-    """{name: (score, whether the similar table's term is the larger)} of `neighbour_scores`."""
-    rows_next = (np.asarray(next_weight_of_row, dtype=np.float64), *following[1:]) if following else NO_ROWS
+def scores(similar_weight, similar, next_weight_of_row=(), following=NO_ROWS, next_weight=0.5, limit=10):
+    """{name: (score, whether the similar table's term is the larger, the reason)} of `neighbour_scores`."""
     slot = slots(len(NAMES))
-    ids, total, from_similar = neighbour_scores(np.asarray(similar_weight, dtype=np.float64), *similar[1:], *rows_next,
-                                                next_weight, limit, slot)
+    ids, total, from_similar, because = neighbour_scores(
+        (np.asarray(similar_weight, dtype=np.float64), *similar), (np.asarray(next_weight_of_row, dtype=np.float64),
+                                                                   *following), next_weight, limit, slot)
     assert (slot == -1).all()  # the scratch is left as it was found
-    return {NAMES[i]: (t, s) for i, t, s in zip(ids.tolist(), total.tolist(), from_similar.tolist())}
+    return {NAMES[i]: (t, s, ROWS[b]) for i, t, s, b in zip(*(a.tolist() for a in (ids, total, from_similar, because)))}
 
 
 def test_neighbour_scores_add_up_scale_by_the_best_and_name_the_biggest_contributor():
     similar = table({"a": [("x", 0.5), ("y", 0.1)], "b": [("x", 0.2), ("z", 0.9)]})
     found = scores([1.0, -0.5], similar)  # a liked, b disliked: x 0.5 - 0.1 = 0.4 is the best
-    assert {name: round(t, 6) for name, (t, _) in found.items()} == {"x": 1.0, "y": 0.25, "z": round(-0.45 / 0.4, 6)}
-    slot = slots(len(NAMES))
-    because = strongest_rows(np.array([1.0, -0.5]), *similar[1:], np.array([2, 0, 1]), slot)  # z, x, y
-    assert [similar[0][b] for b in because] == ["b", "a", "a"] and (slot == -1).all()
+    assert {name: round(t, 6) for name, (t, _, _) in found.items()} == {"x": 1.0, "y": 0.25, "z": round(-0.45 / 0.4, 6)}
+    assert {name: because for name, (_, _, because) in found.items()} == {"x": "a", "y": "a", "z": "b"}
     assert scores([0.0, 0.0], similar) == {}  # nothing liked: nothing reached
     assert scores([-1.0, -1.0], similar) == {}  # a table whose sums are all <= 0 counts for nothing
+    tied = table({"a": [("x", 0.5)], "c": [("x", 0.5)]})
+    assert scores([1.0, 1.0], tied)["x"][2] == "a"  # equal parts: the first row (the newest history product)
 
 
 def test_the_next_table_adds_its_scaled_term_and_is_the_source_where_it_is_larger():
     similar, following = table({"a": [("x", 1.0), ("y", 0.5)]}), table({"b": [("y", 2.0), ("z", 1.0)]})
     found = scores([1.0], similar, [1.0], following, next_weight=0.4)
-    assert found == {"x": (1.0, True), "y": (pytest.approx(0.5 + 0.4), True), "z": (pytest.approx(0.2), False)}
+    assert found == {"x": (1.0, True, "a"), "y": (pytest.approx(0.5 + 0.4), True, "a"),
+                     "z": (pytest.approx(0.2), False, "b")}
     only_next = scores([0.0], similar, [1.0], following, next_weight=0.4)
-    assert only_next == {"y": (pytest.approx(0.4), False), "z": (pytest.approx(0.2), False)}
+    assert only_next == {"y": (pytest.approx(0.4), False, "b"), "z": (pytest.approx(0.2), False, "b")}
     assert set(scores([1.0], similar, [1.0], following, next_weight=0.4, limit=2)) == {"x", "y"}  # the best two
 
 
@@ -56,18 +62,24 @@ def test_neighbour_scores_equal_plain_sums_on_many_rows():
     neighbours = rng.integers(-1, codes, (rows, width)).astype(np.int32)  # -1: empty slots, anywhere
     weights = rng.random((rows, width)).astype(np.float32)
     row_weight = rng.normal(size=rows)
-    at = rng.permutation(rows)[:200]
+    at, row_codes = rng.permutation(rows)[:200], rng.permutation(codes)[:rows].astype(np.int32)
     slot = slots(codes)
-    ids, total, from_similar = neighbour_scores(row_weight[:200], at, neighbours, weights, *NO_ROWS, 0.5, 10_000, slot)
+    similar = (row_weight[:200], at, row_codes, neighbours, weights)
+    ids, total, from_similar, because = neighbour_scores(similar, (np.zeros(0), *NO_ROWS), 0.5, 10_000, slot)
     expected: dict[int, float] = {}
+    strongest: dict[int, tuple[float, int]] = {}
     for r, row in enumerate(at):
         for n, w in zip(neighbours[row], weights[row]):
             if n >= 0:
-                expected[int(n)] = expected.get(int(n), 0.0) + row_weight[r] * float(w)
+                part = row_weight[r] * float(w)
+                expected[int(n)] = expected.get(int(n), 0.0) + part
+                if int(n) not in strongest or part > strongest[int(n)][0]:
+                    strongest[int(n)] = (part, int(row_codes[row]))
     top = max(expected.values())
     assert sorted(ids.tolist()) == sorted(expected) and from_similar.all()
     assert np.allclose(total, [expected[n] / top for n in ids.tolist()])
-    best = neighbour_scores(row_weight[:200], at, neighbours, weights, *NO_ROWS, 0.5, 100, slot)
+    assert because.tolist() == [strongest[n][1] for n in ids.tolist()]
+    best = neighbour_scores(similar, (np.zeros(0), *NO_ROWS), 0.5, 100, slot)
     assert sorted(best[0].tolist()) == sorted(sorted(expected, key=lambda n: -expected[n])[:100])
 
 
