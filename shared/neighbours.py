@@ -13,8 +13,6 @@ from itertools import compress, repeat
 import asyncpg
 import numpy as np
 
-from shared import ranking
-
 WIDTH = 50  # neighbours kept per product: the strongest, in descending weight
 KINDS = ("similar", "next")
 
@@ -42,21 +40,14 @@ class NeighbourTable:
 
 @dataclass(frozen=True)
 class NeighbourRows:
-    """The rows of some history products, read in place: product `row_ids[i]`'s neighbours are row
-    `at[i]` of the table's `neighbours` and `weights` (codes, -1 padding; `CollaborativeModel.product_ids`
-    turns codes back into product ids). The ranking's kernels (`shared.ranking`) read them as they are."""
+    """The rows of some history products, flattened: pair i links `row_ids[row[i]]` to the product
+    coded `neighbour[i]` (`names` turns codes back into product ids)."""
 
     row_ids: list[str] = field(default_factory=list)
-    at: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    row_codes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))  # the table's: row -> code
-    neighbours: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), dtype=np.int32))
-    weights: np.ndarray = field(default_factory=lambda: np.zeros((0, 1), dtype=np.float32))
-
-    def pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(row, neighbour code, weight) of every filled slot: pair i links `row_ids[row[i]]` to a code."""
-        neighbours, weights = self.neighbours[self.at], self.weights[self.at]
-        filled = neighbours >= 0
-        return np.repeat(np.arange(len(self.at)), filled.sum(axis=1)), neighbours[filled], weights[filled]
+    row: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    neighbour: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
+    weight: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
+    names: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
 
 
 @dataclass(frozen=True)
@@ -83,7 +74,6 @@ class CollaborativeModel:
     code_of: dict[str, int] = field(init=False, repr=False, compare=False)
     popular: np.ndarray = field(init=False, repr=False, compare=False)  # codes scoring > 0, most popular first
     row_of: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)  # per table: code -> its row, -1: none
-    slots: np.ndarray = field(init=False, repr=False, compare=False)  # the ranking kernels' scratch (shared.ranking)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "code_of", {pid: code for code, pid in enumerate(self.product_ids.tolist())})
@@ -92,7 +82,6 @@ class CollaborativeModel:
             row_of[kind] = np.full(len(self.product_ids) + 1, -1, dtype=np.int32)  # the last: unknown products
             row_of[kind][table.rows] = np.arange(len(table.rows))
         object.__setattr__(self, "row_of", row_of)
-        object.__setattr__(self, "slots", ranking.slots(len(self.product_ids)))
         scored = np.flatnonzero(self.popularity > 0)
         order = np.lexsort((self.product_ids[scored].astype(str), -self.popularity[scored]))  # ties by id
         object.__setattr__(self, "popular", scored[order])
@@ -138,15 +127,20 @@ class CollaborativeModel:
     def rows(self, kind: str, product_ids: list[str]) -> NeighbourRows:
         """The rows of `product_ids` (those that have one), in that order."""
         table = self.tables[kind]
-        at = self.row_of[kind][self.codes(product_ids)]  # an unknown product's code, -1, reads the last entry: -1
+        codes = self.codes(product_ids)
+        at = self.row_of[kind][codes]  # an unknown product's code, -1, reads the last entry: -1
         found = at >= 0
-        return NeighbourRows(list(compress(product_ids, found.tolist())), at[found].astype(np.int64), table.rows,
-                             table.neighbours, table.weights)
+        at = at[found]
+        neighbours, weights = table.neighbours[at], table.weights[at]
+        filled = neighbours >= 0
+        row = np.repeat(np.arange(len(at)), filled.sum(axis=1))
+        return NeighbourRows(list(compress(product_ids, found.tolist())), row,
+                             neighbours[filled], weights[filled], self.product_ids)
 
     def neighbours(self, kind: str, product_id: str) -> list[tuple[str, float]]:
         """One product's (neighbour id, weight) pairs, strongest first; empty when it has no row."""
-        _, codes, weights = self.rows(kind, [product_id]).pairs()
-        return list(zip(self.product_ids[codes].tolist(), weights.tolist()))
+        rows = self.rows(kind, [product_id])
+        return list(zip(self.product_ids[rows.neighbour].tolist(), rows.weight.tolist()))
 
 
 SAVE = """
@@ -184,12 +178,9 @@ async def load(conn: asyncpg.Connection, tenant_id: str) -> CollaborativeModel |
     if row is None:
         return None
     width = row["width"]
-
-    def array(column: str, dtype: str) -> np.ndarray:  # writable, as the ranking's compiled kernels expect
-        return np.frombuffer(bytearray(row[column]), dtype=dtype)
-
-    tables = {kind: Packed(array(f"{kind}_rows", "<i4"), array(f"{kind}_neighbours", "<i4").reshape(-1, width),
-                           array(f"{kind}_weights", "<f4").reshape(-1, width))
+    tables = {kind: Packed(np.frombuffer(row[f"{kind}_rows"], dtype="<i4"),
+                           np.frombuffer(row[f"{kind}_neighbours"], dtype="<i4").reshape(-1, width),
+                           np.frombuffer(row[f"{kind}_weights"], dtype="<f4").reshape(-1, width))
               for kind in KINDS}
     return CollaborativeModel(row["run_id"], np.array(row["product_ids"], dtype=object), tables,
-                              array("popularity", "<f4"))
+                              np.frombuffer(row["popularity"], dtype="<f4"))

@@ -5,7 +5,6 @@ from aiohttp import web
 
 from services.api.keys import active_models_key, collaborative_models_key, database_key, settings_key
 from services.api.neighbours import CollaborativeModels
-from services.api.recommend import compile_kernels
 from services.api.routes import setup_routes
 from services.api.tenant_models import ActiveModels
 from shared.auth import KeyCache, Policy, public, setup_auth
@@ -56,12 +55,7 @@ def create_app(settings: ApiSettings, database: Database | None = None,
     setup_health(app, [lambda: app[database_key].problem()])
     setup_auth(app, settings, lambda: app[database_key].require(), auth_policy(settings), keys)
     setup_routes(app)
-    app.on_startup.append(_compile_kernels)
     return app
-
-
-async def _compile_kernels(app: web.Application) -> None:
-    compile_kernels()  # seconds the first time on a machine, then read from numba's cache
 
 
 def auth_policy(settings: ApiSettings) -> Policy:

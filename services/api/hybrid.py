@@ -7,9 +7,6 @@ content similarity and popularity by `shared.ranking`.
       next(j)    = sum over the RECENT_ITEMS latest h of recency(h) * follow weight(h, j)
     hybrid(j)    = blend of collaborative, content (the multi-interest content ranking) and popularity
 
-A collaborative candidate's reason is the history product whose row gave the largest part of the
-term it came by (similar or next).
-
 Defaults were set by `make eval` on MovieLens (see EVAL.md).
 """
 from dataclasses import dataclass, field
@@ -59,26 +56,43 @@ def recency_weights(count: int) -> np.ndarray:
     return 0.5 ** (np.arange(count) / (count / 2))
 
 
+def _scaled(scores: ranking.Scores) -> ranking.Scores:
+    """Scores divided by the largest; a table whose scores are all <= 0 counts for nothing."""
+    top = scores.score.max(initial=0.0)
+    return ranking.Scores(scores.ids, scores.score / top) if top > 0 else ranking.Scores(scores.ids[:0], scores.score[:0])
+
+
+def _union(similar: ranking.Scores, following: ranking.Scores) -> tuple[np.ndarray, ...]:
+    """The codes either table reached (the similar ones first, in no overall order) with each
+    table's score on them (0 where it reached none) and whether it reached them. The `next` rows
+    are few (RECENT_ITEMS), so only their codes are searched for among the similar ones."""
+    at = np.minimum(np.searchsorted(similar.ids, following.ids), max(len(similar.ids) - 1, 0))
+    shared = similar.ids[at] == following.ids if len(similar.ids) else np.zeros(len(following.ids), dtype=bool)
+    n, extra = len(similar.ids), following.ids[~shared]
+    ids = np.concatenate([similar.ids, extra])
+    s_score, f_score = np.concatenate([similar.score, np.zeros(len(extra))]), np.zeros(len(ids))
+    f_touched = np.zeros(len(ids), dtype=bool)
+    f_score[at[shared]], f_touched[at[shared]] = following.score[shared], True
+    f_score[n:], f_touched[n:] = following.score[~shared], True
+    return ids, s_score, f_score, np.arange(len(ids)) < n, f_touched
+
+
 @dataclass(frozen=True)
 class Neighbourhood:
-    """A history's neighbour rows in its tenant's model, each with what it counts for: a similar row
-    its product's weight, a next row its recency (built once per request, read by `collaborative`)."""
+    """A history's neighbour rows, each with what it counts for: a similar row its product's
+    weight, a next row its recency (built once per request, read by `collaborative` and `explain`)."""
 
-    model: CollaborativeModel
     similar: NeighbourRows
     next: NeighbourRows
     similar_weights: np.ndarray
     next_weights: np.ndarray
 
     @classmethod
-    def of(cls, history: ProductWeights, model: CollaborativeModel, similar_ids: list[str],
-           next_ids: list[str]) -> "Neighbourhood":
-        """The rows of `similar_ids` in the similar table and of `next_ids` in the next one."""
-        similar, following = model.rows("similar", similar_ids), model.rows("next", next_ids)
+    def of(cls, history: ProductWeights, similar: NeighbourRows, following: NeighbourRows) -> "Neighbourhood":
         weight_of = history.as_dict()
         rank_of = {pid: rank for rank, pid in enumerate(history.latest(RECENT_ITEMS))}
         recency = np.append(recency_weights(RECENT_ITEMS), 0.0)  # the last: a product not among the latest
-        return cls(model, similar, following,
+        return cls(similar, following,
                    np.fromiter(map(weight_of.get, similar.row_ids, repeat(0.0)), dtype=np.float64,
                                count=len(similar.row_ids)),
                    recency[np.fromiter(map(rank_of.get, following.row_ids, repeat(RECENT_ITEMS)), dtype=np.int64,
@@ -90,17 +104,38 @@ class Neighbourhood:
 
 def collaborative(rows: Neighbourhood, next_weight: float, limit: int = COLLABORATIVE_CANDIDATES) -> ranking.Scores:
     """The best `limit` collaborative candidates as the model's product codes (in no order), each with
-    the table that contributed most as its source and, as its reason, the code of the history
-    product whose row of that table contributed the largest part. Both row sets come from one model
-    (`shared.neighbours`: neighbours are integer codes of its products)."""
-    ids, total, from_similar, because = ranking.neighbour_scores(
-        *((w, table.at, table.row_codes, table.neighbours, table.weights) for _, table, w in rows.tables()),
-        float(next_weight), limit, rows.model.slots)
-    return ranking.Scores(ids, total, np.where(from_similar, SIMILAR, NEXT), because)
+    the table that contributed most as its source; which history product is behind it is left to
+    `explain`, for the candidates shown. Both row sets come from one model (`shared.neighbours`:
+    neighbours are integer codes of its products); numpy on codes throughout."""
+    similar, following = (_scaled(ranking.collaborative_scores(w, table.row, table.neighbour, table.weight))
+                          for _, table, w in rows.tables())
+    ids, s_score, f_score, s_touched, f_touched = _union(similar, following)
+    f_score *= next_weight
+    total = s_score + f_score
+    keep = np.argpartition(-total, limit - 1)[:limit] if len(ids) > limit else np.arange(len(ids))
+    from_similar = s_touched[keep] & (~f_touched[keep] | (s_score[keep] >= f_score[keep]))
+    return ranking.Scores(ids[keep], total[keep], np.where(from_similar, SIMILAR, NEXT))
 
 
-NO_CANDIDATES = ranking.Scores(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=str),
-                               np.zeros(0, dtype=np.int64))
+def explain(shown: list[Candidate], rows: Neighbourhood, code_of: dict[str, int]) -> list[Candidate]:
+    """`shown` with `because` set on its collaborative candidates (source SIMILAR or NEXT): the
+    history product whose row of that table contributed the largest part (`code_of`: the model's
+    product codes). Done for a page, not for every candidate: it searches every pair of the rows."""
+    explained = list(shown)
+    for source, table, w in rows.tables():
+        at = [i for i, c in enumerate(shown) if c.source == source and c.because is None and c.product_id in code_of]
+        if not at:
+            continue
+        codes = np.array([code_of[shown[i].product_id] for i in at])
+        order = np.argsort(codes)
+        strongest = ranking.strongest_rows(w, table.row, table.neighbour, table.weight, codes[order])
+        for i, row in zip(np.array(at)[order].tolist(), strongest.tolist()):
+            if row >= 0:
+                explained[i] = shown[i]._replace(because=table.row_ids[row])
+    return explained
+
+
+NO_CANDIDATES = ranking.Scores(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=str))
 
 
 def blend(collaborative: ranking.Scores, content_ranked: list[Candidate], popular: np.ndarray,
@@ -119,8 +154,7 @@ def blend(collaborative: ranking.Scores, content_ranked: list[Candidate], popula
         return names[code] if code < len(names) else extra[code - len(names)]
 
     kept = ~model.named_in(collaborative.ids, exclude) if exclude and len(collaborative.ids) else slice(None)
-    collaborative = ranking.Scores(collaborative.ids[kept], collaborative.score[kept], collaborative.source[kept],
-                                   collaborative.because[kept])
+    collaborative = ranking.Scores(collaborative.ids[kept], collaborative.score[kept], collaborative.source[kept])
     content = [c for c in content_ranked if c.product_id not in exclude]
     content_ids = [c.product_id for c in content]
     content_codes = model.codes(content_ids) if model is not None else np.full(len(content), -1)
@@ -135,9 +169,8 @@ def blend(collaborative: ranking.Scores, content_ranked: list[Candidate], popula
                             (weights.content, content_codes, by_rank)],
                            popular if with_popularity else np.zeros(0, dtype=np.int64),
                            model.popularity if with_popularity and model is not None else np.zeros(0, dtype=np.float32),
-                           weights.popularity if with_popularity else 0.0, name_of, depth,
-                           model.slots if model is not None else None)
+                           weights.popularity if with_popularity else 0.0, name_of, depth)
     sources = (collaborative.source.tolist(), [CONTENT] * len(content))
     return [Candidate(pid, total, POPULAR) if part < 0
-            else Candidate(pid, total, sources[part][of], content[of].because if part else names[collaborative.because[of]])
+            else Candidate(pid, total, sources[part][of], content[of].because if part else None)
             for pid, total, part, of in ranked if total > 0]

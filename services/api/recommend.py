@@ -6,7 +6,8 @@ page 2 neither repeats nor skips page 1 while the data stays the same.
 
 `recommend` does the round trips (`store`, at most four); everything between them is pure:
 `plan` (what to fetch for the history), `queries` (the nearest-neighbour queries), `rank`. The
-collaborative candidates, with their reasons, are computed while a statement runs (`overlapped`).
+collaborative candidates are computed while a statement runs (`overlapped`), and only the shown
+ones get their reason (`hybrid.explain`).
 """
 import asyncio
 import math
@@ -145,6 +146,7 @@ class FromModel:
 
     model: CollaborativeModel | None
     candidates: Scores  # the collaborative candidates, as codes of the model's products
+    rows: hybrid.Neighbourhood | None  # the history's neighbour rows behind them
     most_popular: np.ndarray | None  # codes; None with a genre or year filter (round trip 3 finds them)
     checked: list[str]  # the candidates' ids when round trip 3 checks them against the filters
 
@@ -197,10 +199,11 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
 
     def from_model() -> FromModel:
         if model is None:
-            return FromModel(None, hybrid.NO_CANDIDATES, None, [])
-        rows = hybrid.Neighbourhood.of(weights, model, wanted.similar_ids, wanted.next_ids)
+            return FromModel(None, hybrid.NO_CANDIDATES, None, None, [])
+        rows = hybrid.Neighbourhood.of(weights, model.rows("similar", wanted.similar_ids),
+                                       model.rows("next", wanted.next_ids))
         candidates = hybrid.collaborative(rows, request.tuning.next_weight)
-        return FromModel(model, candidates, None if filtered else model.most_popular(popular, excluded),
+        return FromModel(model, candidates, rows, None if filtered else model.most_popular(popular, excluded),
                          model.product_ids[candidates.ids].tolist() if named else [])
 
     vectors = store.vectors(request.tenant_id, request.model, wanted.vector_ids)  # round trip 2
@@ -218,11 +221,19 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
         found = await trip if trip else nothing
     else:
         found, given = await overlapped(trip, from_model, nothing)
+    rows = given.rows
     ranked = rank(request, weights, history_vectors, q, given, found, excluded)
     end = request.offset + request.limit
+
+    def explained(ranked: list[Candidate]) -> list[Candidate]:  # the reasons of the page's collaborative items
+        if not rows:
+            return ranked
+        return ranked[:request.offset] + hybrid.explain(ranked[request.offset:end], rows, model.code_of) + ranked[end:]
+
+    ranked = explained(ranked)
     page_rows, filler = await _page(store, request, ranked, excluded, start.live_popularity)  # round trip 4
     if any(c.product_id not in page_rows for c in ranked[:end]):  # deleted since the model was trained
-        ranked = [c for c in ranked[:end] if c.product_id in page_rows] + ranked[end:]
+        ranked = explained([c for c in ranked[:end] if c.product_id in page_rows] + ranked[end:])
         page_rows, filler = await _page(store, request, ranked, excluded, start.live_popularity)
     page = ranked[request.offset:end]
     need = request.limit - len(page)
@@ -231,19 +242,6 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
     page += [Candidate(pid, score, POPULAR) for pid, score in filler[:need]]
     return Page([(c, page_rows[c.product_id]) for c in page if c.product_id in page_rows],
                 {pid: page_rows[pid] for pid in because if pid in page_rows}, more)
-
-
-def compile_kernels() -> None:
-    """Compile the ranking's kernels (numba; or load them from its cache on disk) for the types a
-    request passes them: a tiny history ranked against a tiny model. The api does it before it
-    reports ready, so that no request waits for a compiler."""
-    model = CollaborativeModel.of_pairs(0, {"similar": {"a": [("b", 1.0)]}, "next": {"a": [("c", 1.0)]}},
-                                        {"b": 1.0, "c": 0.5})
-    weights = ProductWeights(["a"], np.ones(1))
-    rows = hybrid.Neighbourhood.of(weights, model, ["a"], ["a"])
-    hybrid.blend(hybrid.collaborative(rows, hybrid.NEXT_WEIGHT), [Candidate("d", 1.0, CONTENT, "a")],
-                 model.codes(["c"]), model, set(), 3, hybrid.Tuning(), True)
-    find_interests(Vectors(["a", "b"], np.eye(2, dtype=np.float32)), {"a": 1.0, "b": 1.0})
 
 
 async def _page(store: Store, request: Request, ranked: list[Candidate], excluded: set[str],

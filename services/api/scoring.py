@@ -8,7 +8,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from scipy.cluster.hierarchy import linkage
+from scipy.spatial.distance import squareform
 
 from shared.ranking import CONTENT, Candidate
 
@@ -108,49 +109,21 @@ def find_interests(vectors: Mapping[str, np.ndarray], weights: dict[str, float],
 
 def _average_linkage(units: np.ndarray, max_interests: int) -> list[list[int]]:
     """Groups of the rows of `units` (each ascending, by their first row): the two closest groups
-    (average cosine similarity of their members: average linkage) merge while they are at least
-    JOIN_SIMILARITY alike, or while there are more than `max_interests` groups."""
-    if len(units) == 1:
+    (average cosine similarity of their members, scipy's average linkage) merge while they are at
+    least JOIN_SIMILARITY alike, or while there are more than `max_interests` groups."""
+    count = len(units)
+    if count == 1:
         return [[0]]
     wide = units.astype(np.float64)
     distance = np.clip(1.0 - wide @ wide.T, 0.0, 2.0)
-    groups: dict[int, list[int]] = {}
-    for row, group in enumerate(_merged(distance, max_interests, 1.0 - JOIN_SIMILARITY).tolist()):
-        groups.setdefault(group, []).append(row)
-    return list(groups.values())  # rows ascending, so the groups come by their first row
-
-
-@njit(cache=True)
-def _merged(distance, max_groups, join_distance):
-    """Average linkage on a distance matrix (compiled: numba): the two closest groups merge (their
-    distance is then the mean of their members' pairwise distances) while they are at most
-    `join_distance` apart, or while there are more than `max_groups` groups. Each row's group,
-    named by its lowest row."""
-    n = distance.shape[0]
-    d = distance.copy()
-    size = np.ones(n, np.int64)
-    active = np.ones(n, np.bool_)
-    group = np.arange(n)
-    groups = n
-    while groups > 1:
-        closest, a, b = np.inf, -1, -1
-        for i in range(n):
-            if active[i]:
-                for j in range(i + 1, n):
-                    if active[j] and d[i, j] < closest:
-                        closest, a, b = d[i, j], i, j
-        if closest > join_distance and groups <= max_groups:
+    np.fill_diagonal(distance, 0.0)
+    groups = {i: [i] for i in range(count)}
+    merges = linkage(squareform(distance, checks=False), method="average").tolist()  # Python floats: cheaper to read
+    for step, (a, b, apart, _) in enumerate(merges):
+        if apart > 1 - JOIN_SIMILARITY and count - step <= max_interests:  # merges come closest first
             break
-        for k in range(n):
-            if active[k] and k != a and k != b:
-                d[a, k] = d[k, a] = (size[a] * d[a, k] + size[b] * d[b, k]) / (size[a] + size[b])
-        size[a] += size[b]
-        active[b] = False
-        for k in range(n):
-            if group[k] == b:
-                group[k] = a
-        groups -= 1
-    return group
+        groups[count + step] = groups.pop(int(a)) + groups.pop(int(b))
+    return sorted(sorted(group) for group in groups.values())
 
 
 def _disliked(vectors: Mapping[str, np.ndarray], weights: dict[str, float]) -> list[str]:

@@ -16,12 +16,12 @@ def test_rows_flatten_the_asked_products_rows_and_skip_products_without_one():
     model = CollaborativeModel.of_pairs(1, PAIRS)
     rows = model.rows("similar", ["c", "unknown", "b", "a"])  # b has no similar row
     assert rows.row_ids == ["c", "a"]
-    pairs = [(rows.row_ids[r], model.product_ids[n], float(w)) for r, n, w in zip(*rows.pairs())]
+    pairs = [(rows.row_ids[r], model.product_ids[n], float(w)) for r, n, w in zip(rows.row, rows.neighbour, rows.weight)]
     assert pairs == [("c", "a", pytest.approx(0.4)), ("a", "b", pytest.approx(0.9)), ("a", "c", 0.5)]
     assert model.neighbours("next", "b") == [("c", 1.0)] and model.neighbours("next", "a") == []
-    assert len(model.rows("next", []).at) == 0
+    assert len(model.rows("next", []).row) == 0
     no_next = CollaborativeModel.of_pairs(1, {"similar": PAIRS["similar"]})  # a table without a filled row
-    assert no_next.rows("next", ["a", "unknown"]).row_ids == [] and len(no_next.rows("next", ["a"]).at) == 0
+    assert no_next.rows("next", ["a", "unknown"]).row_ids == [] and len(no_next.rows("next", ["a"]).neighbour) == 0
 
 
 def test_packing_keeps_filled_rows_only_cut_to_the_width():

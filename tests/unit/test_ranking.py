@@ -1,86 +1,29 @@
 import numpy as np
 import pytest
 
-from shared.ranking import SIMILAR, Candidate, blend, mmr_rerank, neighbour_scores, slots
+from shared.ranking import SIMILAR, Candidate, blend, collaborative_scores, mmr_rerank, strongest_rows
 
 
 NAMES = np.array(["x", "y", "z", "w"], dtype=object)  # a vocabulary: product codes 0..3
 
 
-ROWS = ["a", "b", "c"]  # history products: row_codes name them by their place here
-
-
-def table(rows: dict[str, list[tuple[str, float]]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(rows, row codes, neighbour codes, weights) of a table of `rows` (history products), read as
-    a request reads them (row weights come first in `neighbour_scores`)."""
-    width = max(len(pairs) for pairs in rows.values())
+def flat(table: dict[str, list[tuple[str, float]]]):
+    rows = list(table)
     code = {name: i for i, name in enumerate(NAMES)}
-    neighbours, weights = np.full((len(rows), width), -1, dtype=np.int32), np.zeros((len(rows), width), dtype=np.float32)
-    for r, pairs in enumerate(rows.values()):
-        neighbours[r, :len(pairs)], weights[r, :len(pairs)] = [code[n] for n, _ in pairs], [w for _, w in pairs]
-    return np.arange(len(rows)), np.array([ROWS.index(r) for r in rows], dtype=np.int32), neighbours, weights
+    row = np.repeat(np.arange(len(rows)), [len(table[r]) for r in rows])
+    neighbour = np.array([code[n] for r in rows for n, _ in table[r]], dtype=np.int32)
+    weight = np.array([w for r in rows for _, w in table[r]], dtype=np.float32)
+    return rows, row, neighbour, weight
 
 
-NO_ROWS = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32), np.zeros((0, 1), dtype=np.int32),
-           np.zeros((0, 1), dtype=np.float32))
-
-
-def scores(similar_weight, similar, next_weight_of_row=(), following=NO_ROWS, next_weight=0.5, limit=10):
-    """{name: (score, whether the similar table's term is the larger, the reason)} of `neighbour_scores`."""
-    slot = slots(len(NAMES))
-    ids, total, from_similar, because = neighbour_scores(
-        (np.asarray(similar_weight, dtype=np.float64), *similar), (np.asarray(next_weight_of_row, dtype=np.float64),
-                                                                   *following), next_weight, limit, slot)
-    assert (slot == -1).all()  # the scratch is left as it was found
-    return {NAMES[i]: (t, s, ROWS[b]) for i, t, s, b in zip(*(a.tolist() for a in (ids, total, from_similar, because)))}
-
-
-def test_neighbour_scores_add_up_scale_by_the_best_and_name_the_biggest_contributor():
-    similar = table({"a": [("x", 0.5), ("y", 0.1)], "b": [("x", 0.2), ("z", 0.9)]})
-    found = scores([1.0, -0.5], similar)  # a liked, b disliked: x 0.5 - 0.1 = 0.4 is the best
-    assert {name: round(t, 6) for name, (t, _, _) in found.items()} == {"x": 1.0, "y": 0.25, "z": round(-0.45 / 0.4, 6)}
-    assert {name: because for name, (_, _, because) in found.items()} == {"x": "a", "y": "a", "z": "b"}
-    assert scores([0.0, 0.0], similar) == {}  # nothing liked: nothing reached
-    assert scores([-1.0, -1.0], similar) == {}  # a table whose sums are all <= 0 counts for nothing
-    tied = table({"a": [("x", 0.5)], "c": [("x", 0.5)]})
-    assert scores([1.0, 1.0], tied)["x"][2] == "a"  # equal parts: the first row (the newest history product)
-
-
-def test_the_next_table_adds_its_scaled_term_and_is_the_source_where_it_is_larger():
-    similar, following = table({"a": [("x", 1.0), ("y", 0.5)]}), table({"b": [("y", 2.0), ("z", 1.0)]})
-    found = scores([1.0], similar, [1.0], following, next_weight=0.4)
-    assert found == {"x": (1.0, True, "a"), "y": (pytest.approx(0.5 + 0.4), True, "a"),
-                     "z": (pytest.approx(0.2), False, "b")}
-    only_next = scores([0.0], similar, [1.0], following, next_weight=0.4)
-    assert only_next == {"y": (pytest.approx(0.4), False, "b"), "z": (pytest.approx(0.2), False, "b")}
-    assert set(scores([1.0], similar, [1.0], following, next_weight=0.4, limit=2)) == {"x", "y"}  # the best two
-
-
-def test_neighbour_scores_equal_plain_sums_on_many_rows():
-    rng = np.random.default_rng(3)
-    codes, width, rows = 5_000, 50, 300
-    neighbours = rng.integers(-1, codes, (rows, width)).astype(np.int32)  # -1: empty slots, anywhere
-    weights = rng.random((rows, width)).astype(np.float32)
-    row_weight = rng.normal(size=rows)
-    at, row_codes = rng.permutation(rows)[:200], rng.permutation(codes)[:rows].astype(np.int32)
-    slot = slots(codes)
-    similar = (row_weight[:200], at, row_codes, neighbours, weights)
-    ids, total, from_similar, because = neighbour_scores(similar, (np.zeros(0), *NO_ROWS), 0.5, 10_000, slot)
-    expected: dict[int, float] = {}
-    strongest: dict[int, tuple[float, int]] = {}
-    for r, row in enumerate(at):
-        for n, w in zip(neighbours[row], weights[row]):
-            if n >= 0:
-                part = row_weight[r] * float(w)
-                expected[int(n)] = expected.get(int(n), 0.0) + part
-                if int(n) not in strongest or part > strongest[int(n)][0]:
-                    strongest[int(n)] = (part, int(row_codes[row]))
-    top = max(expected.values())
-    assert sorted(ids.tolist()) == sorted(expected) and from_similar.all()
-    assert np.allclose(total, [expected[n] / top for n in ids.tolist()])
-    assert because.tolist() == [strongest[n][1] for n in ids.tolist()]
-    best = neighbour_scores(similar, (np.zeros(0), *NO_ROWS), 0.5, 100, slot)
-    assert sorted(best[0].tolist()) == sorted(sorted(expected, key=lambda n: -expected[n])[:100])
+def test_collaborative_scores_add_up_and_name_the_biggest_contributor():
+    rows, row, neighbour, weight = flat({"a": [("x", 0.5), ("y", 0.1)], "b": [("x", 0.2), ("z", 0.9)]})
+    scores = collaborative_scores(np.array([1.0, -0.5]), row, neighbour, weight)  # a liked, b disliked
+    assert NAMES[scores.ids].tolist() == ["x", "y", "z"]  # nothing reached w
+    assert scores.score.tolist() == pytest.approx([0.5 - 0.2 * 0.5, 0.1, -0.45])
+    because = strongest_rows(np.array([1.0, -0.5]), row, neighbour, weight, scores.ids)
+    assert [rows[b] for b in because] == ["a", "a", "b"]  # z: what a disliked product's fans like, pushed down
+    assert len(collaborative_scores(np.zeros(2), row, neighbour, weight).ids) == 0
 
 
 def codes(*names: str) -> np.ndarray:
@@ -117,3 +60,17 @@ def test_mmr_with_diversity_breaks_up_near_duplicates():
     vectors = {"a": np.array([1.0, 0.0]), "a2": np.array([2.0, 0.0]), "b": np.array([0.0, 1.0])}
     assert [c.product_id for c in mmr_rerank(ranked, vectors, 3, diversity=0.0)] == ["a", "a2", "b"]
     assert [c.product_id for c in mmr_rerank(ranked, vectors, 3, diversity=0.5)] == ["a", "b", "a2"]
+
+
+def test_collaborative_scores_are_the_same_summed_densely_or_sorted():
+    rng = np.random.default_rng(3)
+    row, weight = rng.integers(0, 40, 2_000), rng.random(2_000)
+    row_weight = rng.normal(size=40)
+    for top in (500, 10_000_000):  # codes few enough to sum into an array of them all; too many for that
+        neighbour = rng.integers(0, top, 2_000)
+        scores = collaborative_scores(row_weight, row, neighbour, weight)
+        expected = {}
+        for r, n, w in zip(row, neighbour, weight):
+            expected[int(n)] = expected.get(int(n), 0.0) + row_weight[r] * w
+        assert scores.ids.tolist() == sorted(expected)
+        assert np.allclose(scores.score, [expected[n] for n in sorted(expected)])

@@ -78,25 +78,3 @@ def test_interests_are_the_same_from_a_dictionary_and_from_one_matrix():
     from_dict, from_matrix = find_interests(vectors, weights), find_interests(matrix, weights)
     assert [i.members for i in from_dict] == [i.members for i in from_matrix]
     assert interest_shares(from_dict, vectors, weights) == interest_shares(from_matrix, matrix, weights)
-
-
-def test_interests_group_the_likes_as_scipys_average_linkage_does():
-    """The compiled clustering against scipy's average linkage cut by the same rule: merge while the
-    closest groups are JOIN_SIMILARITY alike, or while there are more than MAX_INTERESTS groups."""
-    from scipy.cluster.hierarchy import linkage
-    from scipy.spatial.distance import squareform
-
-    from services.api.scoring import JOIN_SIMILARITY, MAX_INTERESTS, _average_linkage, unit_rows
-
-    rng = np.random.default_rng(5)
-    for count, spread in ((2, 1.0), (12, 0.3), (50, 0.5), (50, 2.0), (40, 0.05)):
-        centres = rng.normal(size=(4, 16))
-        units = unit_rows((centres[rng.integers(0, 4, count)] + spread * rng.normal(size=(count, 16))).astype(np.float32))
-        distance = np.clip(1.0 - units.astype(np.float64) @ units.T.astype(np.float64), 0.0, 2.0)
-        np.fill_diagonal(distance, 0.0)
-        groups = {i: [i] for i in range(count)}
-        for step, (a, b, apart, _) in enumerate(linkage(squareform(distance, checks=False), method="average")):
-            if apart > 1 - JOIN_SIMILARITY and count - step <= MAX_INTERESTS:
-                break
-            groups[count + step] = groups.pop(int(a)) + groups.pop(int(b))
-        assert _average_linkage(units, MAX_INTERESTS) == sorted(sorted(group) for group in groups.values())
