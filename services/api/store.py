@@ -231,7 +231,7 @@ async def candidates(conn: asyncpg.Connection, tenant_id: str, model: str, queri
     more = bool(collaborative or popular)  # else the nearest-neighbour part alone: the planner plans one part, not three
     rows = await conn.fetch((CANDIDATES if more else NEAREST).format(order=indexed_order(dimension)),
                             *(args if more else args[:8]))
-    found = Found([[] for _ in queries], set(), [], Vectors([], np.zeros((0, 0), dtype=np.float32)))
+    found = Found([[] for _ in queries], set(), [], Vectors.of({}))  # the vectors once all rows are in
     sent = _collect(found, rows, list(range(len(queries))))
     short = [i for i, ids in enumerate(found.nearest) if len(ids) < counts[i]]
     if short:  # the index scan stopped early (selective filters, small catalogue): ask exactly
@@ -241,7 +241,8 @@ async def candidates(conn: asyncpg.Connection, tenant_id: str, model: str, queri
         sent += _collect(found, await conn.fetch(NEAREST.format(order=EXACT_ORDER), *args[:8]), short)
     for i, count in enumerate(counts):
         del found.nearest[i][count:]
-    return replace(found, vectors=Vectors([row["product_id"] for row in sent], vectors_of([row["embedding"] for row in sent])))
+    return replace(found, vectors=Vectors([row["product_id"] for row in sent],
+                                          vectors_of([row["embedding"] for row in sent])))
 
 
 async def explain_nearest(conn: asyncpg.Connection, tenant_id: str, model: str, query: np.ndarray, count: int,
