@@ -13,7 +13,11 @@ and a trained collaborative model (`gateway_data.py`). Then, in one run:
 - the stack's floor (`floor.py`): the bare users' recorded statements served over HTTP by aiohttp
   and asyncpg with the api's answers as stored bytes, one at a time and 16 in flight (the most any
   api on this stack reaches);
-- the CPU each request costs at 16 in flight: the machine's, the api processes', the client's;
+- the api without its ranking (`unranked.py`): the real api, each of the bare users ranked once and
+  then served by repeating that request's statements and page, one at a time and 16 in flight
+  (what the api would reach with a ranking that cost nothing);
+- the CPU each request costs at 16 in flight: the machine's, the api processes', the client's (and
+  one at a time the serving process's);
 - the CPU of ranking and rendering alone: the recorded requests' Store answers replayed without I/O;
 - where the server runs on this machine, the bare statements and the api with 16 in flight again
   with the cores split: the server's processes on one half, the api and this client on the other,
@@ -249,22 +253,32 @@ async def bodies(api_url: str, users: list[str], limit: int, key: str) -> dict[s
         return answers
 
 
+async def stand_in(name: str, module: str, module_args: tuple, users: list[str], args: argparse.Namespace, key: str,
+                   env: dict, log_dir: Path) -> dict:
+    """A process that serves the api's route for `users` in the api's place (`floor.py`,
+    `unranked.py`), warmed with each user once: one at a time (`one`: its latencies and CPU) and 16
+    in flight."""
+    url = f"http://127.0.0.1:{env['PORT']}"
+    process = spawn(name, module, env, log_dir, f"{url}/health/ready", module_args)
+    try:
+        wait_ready(process)
+        await measure(url, users, len(users), 4, args.limit, key)  # each user once (unranked.py ranks it then)
+        await measure(url, users, 300, 16, args.limit, key)  # warm its pool
+        meter = CpuMeter([process.popen.pid]).start()
+        latencies, wall, errors = await measure(url, users, args.requests, 1, args.limit, key)
+        one = {**summary(latencies, wall), "cpu_ms": meter.per_request(args.requests)}
+        many = await in_flight_16(url, users, args, key, [process])
+        return {**many, "one": one, "errors": many["errors"] + errors}
+    finally:
+        process.terminate()
+
+
 async def stack_floor(recorded: dict[str, list], answers: dict[str, bytes], args: argparse.Namespace, key: str,
                       env: dict, log_dir: Path) -> dict:
-    """`floor.py` serving the recorded users (the bare ceiling's requests, by HTTP): one at a time
-    (`one`: its latencies) and 16 in flight."""
+    """`floor.py` serving the recorded users (the bare ceiling's requests, by HTTP)."""
     path = log_dir / "floor.pickle"
     path.write_bytes(pickle.dumps({user: (recorded[user], answers[user]) for user in recorded}))
-    url = f"http://127.0.0.1:{env['PORT']}"
-    floor = spawn("floor", "tools.bench.floor", env, log_dir, f"{url}/health/ready", (str(path),))
-    try:
-        wait_ready(floor)
-        await measure(url, list(recorded), 300, 16, args.limit, key)  # warm its pool
-        latencies, wall, errors = await measure(url, list(recorded), args.requests, 1, args.limit, key)
-        many = await in_flight_16(url, list(recorded), args, key, [floor])
-        return {**many, "one": summary(latencies, wall), "errors": many["errors"] + errors}
-    finally:
-        floor.terminate()
+    return await stand_in("floor", "tools.bench.floor", (str(path),), list(recorded), args, key, env, log_dir)
 
 
 def _rss_mib(pid: int) -> float:
@@ -350,8 +364,9 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
     try:
         with serving(args.api_processes, env, log_dir) as apis:
             await measure(api_url, users, 300, 4, args.limit, key)  # warm every process's pool and caches
+            meter = CpuMeter([api.popen.pid for api in apis]).start()
             latencies, wall, errors_one = await measure(api_url, users, args.requests, 1, args.limit, key)
-            one = summary(latencies, wall)
+            one = {**summary(latencies, wall), "cpu_ms": meter.per_request(args.requests)}
             print(f"api, one at a time: {one}")
             long_latencies, long_wall, long_errors = await measure(api_url, long_users, max(200, args.requests // 4),
                                                                    1, args.limit, key)
@@ -378,6 +393,9 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
         floor = await stack_floor(recorded, answers, args, key, env, log_dir)
         floor["ratio"] = round(floor["rps"] / ceiling["bare_16"]["rps"], 3)
         print(f"the stack's floor (one at a time under 'one'), 16 in flight: {floor}")
+        unranked = await stand_in("unranked", "tools.bench.unranked", (), list(recorded), args, key, env, log_dir)
+        unranked["ratio"] = round(unranked["rps"] / ceiling["bare_16"]["rps"], 3)
+        print(f"the api without its ranking (one at a time under 'one'), 16 in flight: {unranked}")
         apart = await own_cores(url, replay, users, args, key, env, log_dir)
     finally:
         shutil.rmtree(log_dir, ignore_errors=True)
@@ -402,6 +420,10 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
         "ranking_cpu_ms": ranking_cpu, "floor_rps_16": floor["rps"], "floor_ratio_16": floor["ratio"],
         "floor_p50_ms": floor["one"]["p50_ms"], "floor_p99_ms": floor["one"]["p99_ms"],
         "floor_cpu_ms_16": floor["cpu_ms"]["api"], "floor_errors": floor["errors"],
+        "unranked_rps_16": unranked["rps"], "unranked_ratio_16": unranked["ratio"],
+        "unranked_p50_ms": unranked["one"]["p50_ms"], "unranked_cpu_ms_16": unranked["cpu_ms"]["api"],
+        "unranked_errors": unranked["errors"], "api_cpu_ms_1": one["cpu_ms"]["api"],
+        "floor_cpu_ms_1": floor["one"]["cpu_ms"]["api"], "unranked_cpu_ms_1": unranked["one"]["cpu_ms"]["api"],
         "ef_search": args.ef_search, "limit": args.limit,
     }
 
@@ -509,6 +531,16 @@ def run(args: argparse.Namespace, result: Report) -> dict:
                  [[f["products"], f["bare_rps_16"], f["floor_rps_16"], f["floor_ratio_16"], f["floor_cpu_ms_16"],
                    f["rps_16"], f["ratio_16"], f["api_cpu_ms_16"], f["bare_p50_ms"], f["floor_p50_ms"], f["p50_ms"],
                    f["floor_errors"]] for f in sizes])
+    result.table("The api without its ranking (`unranked.py`: the api, each user ranked once, later requests repeating"
+                 " that request's statements and giving its page again) beside the floor and the api: what the"
+                 " ranking costs. CPU: ms of the serving process's CPU per request, at 16 in flight and one at a time",
+                 ["products", "floor ratio", "unranked ratio", "api ratio", "floor CPU 16", "unranked CPU 16",
+                  "api CPU 16", "floor CPU 1", "unranked CPU 1", "api CPU 1", "floor p50 ms", "unranked p50 ms",
+                  "api p50 ms", "unranked errors"],
+                 [[f["products"], f["floor_ratio_16"], f["unranked_ratio_16"], f["ratio_16"], f["floor_cpu_ms_16"],
+                   f["unranked_cpu_ms_16"], f["api_cpu_ms_16"], f["floor_cpu_ms_1"], f["unranked_cpu_ms_1"],
+                   f["api_cpu_ms_1"], f["floor_p50_ms"], f["unranked_p50_ms"], f["p50_ms"], f["unranked_errors"]]
+                  for f in sizes])
     if args.more_processes:
         result.table("16 in flight by api processes (the same bare ceiling; each process's part of the api CPU:"
                      " the port hands each of the 16 client connections to one process by a hash)",

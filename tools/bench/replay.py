@@ -12,15 +12,17 @@ from services.api.recommend import Page, Request, recommend
 
 
 class Answers:
-    """Wraps a Store (or anything like it): gives its answers and keeps them, in order."""
+    """Wraps a Store (or anything like it): gives its answers and keeps them, in order, and the calls
+    that asked for them (name, arguments), in the order they were made."""
 
     def __init__(self, store):
-        self.store, self.kept = store, []
+        self.store, self.kept, self.calls = store, [], []
 
     def __getattr__(self, name: str):
         method = getattr(self.store, name)
 
         async def keep(*args, **kwargs):
+            self.calls.append((name, args, kwargs))
             answer = await method(*args, **kwargs)
             self.kept.append(answer)
             return answer
