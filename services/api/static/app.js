@@ -1,6 +1,6 @@
 // The web page: browse, like/dislike (an anonymous session), pick a user, see similar products.
 "use strict";
-const state = { liked: new Set(), disliked: new Set(), user: "", cursor: null };
+const state = { liked: new Set(), disliked: new Set(), user: "", cursor: null, searches: 0 };
 const $ = (id) => document.getElementById(id);
 
 const meta = (name) => (document.querySelector(`meta[name="${name}"]`) || {}).content || "";
@@ -76,12 +76,15 @@ function mark(id, kind) {
   loadRecommendations();
 }
 
+// Only the latest search's answer is shown: a slower earlier one never replaces it.
 async function search(append) {
+  const asked = ++state.searches;
   const params = new URLSearchParams({ limit: "20" });
   if ($("query").value.trim()) params.set("query", $("query").value.trim());
   if ($("genre").value) params.set("genre", $("genre").value);
   if (append && state.cursor) params.set("cursor", state.cursor);
   const page = await api(`/v1/products?${params}`);
+  if (asked !== state.searches) return;
   if (!append) $("products").replaceChildren();
   page.items.forEach((p) => $("products").append(productCard(p)));
   state.cursor = page.next_cursor;
@@ -131,13 +134,14 @@ async function start() {
       "Demo mode: the demo tenant's catalogue, with its read key built into this page."));
   }
   if (!KEY) throw new Error("this page has no API key: start the api with PAGE_KEY set to a read key");
-  const [genres, users] = await Promise.all([api("/v1/genres"), api("/v1/users")]);
-  genres.items.forEach((g) => $("genre").append(el("option", { value: g.genre }, g.genre)));
-  users.items.forEach((u) => $("user-picker").append(el("option", { value: u.id }, `${u.id} (${u.interactions})`)));
+  // The form is the page's before anything loads: a search made meanwhile is not a page reload.
   $("search").addEventListener("submit", (event) => { event.preventDefault(); search(false); });
   $("more").addEventListener("click", () => search(true));
   $("user-picker").addEventListener("change", (event) => pickUser(event.target.value));
-  await search(false);
+  const [genres, users] = await Promise.all([api("/v1/genres"), api("/v1/users")]);
+  genres.items.forEach((g) => $("genre").append(el("option", { value: g.genre }, g.genre)));
+  users.items.forEach((u) => $("user-picker").append(el("option", { value: u.id }, `${u.id} (${u.interactions})`)));
+  if (!state.searches) await search(false);
   await loadRecommendations();
 }
 

@@ -1,4 +1,5 @@
 """The web page in a real browser: Debian's chromium, driven by Playwright, at phone width."""
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,25 @@ async def test_picking_a_user_shows_history_and_their_recommendations(page, demo
     await page.click("#recommendations > li:first-child button.similar")
     await page.wait_for_selector("#similar > li")
     assert len(await shown(page, "similar")) == 5
+
+
+async def test_a_search_made_while_the_page_starts_shows_its_own_results(page, demo_tenant):
+    loading = asyncio.Event()
+
+    async def held(route):  # the page's start-up waits for its genres until the search is answered
+        await loading.wait()
+        await route.continue_()
+
+    await page.route("**/v1/genres", held)
+    await page.goto(f"{demo_tenant.api_url}/")
+    await page.fill("#query", "Orbit of Glass")
+    await page.click("#search button")
+    await page.wait_for_selector("#products li[data-id] h3:text-is('Orbit of Glass')")
+    loading.set()
+    await page.wait_for_selector("#recommendations > li")  # the start-up has finished
+    status, expected = await demo_tenant.get("/v1/products", query="Orbit of Glass", limit=20)
+    assert status == 200 and page.url == f"{demo_tenant.api_url}/"  # searched in place, not by a reload
+    assert await shown(page, "products") == [product["id"] for product in expected["items"]]
 
 
 async def test_the_page_says_which_products_are_pending_and_which_failed_and_why(page, pool, database_url, amqp_url,
