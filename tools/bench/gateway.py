@@ -286,7 +286,8 @@ async def stand_in(name: str, module: str, module_args: tuple, users: list[str],
         meter = CpuMeter([process.popen.pid]).start()
         latencies, wall, errors = await measure(url, users, args.requests, 1, args.limit, key)
         one = {**summary(latencies, wall), "cpu_ms": meter.per_request(args.requests)}
-        many = await paired_16(env["DATABASE_URL"], replay, lambda: in_flight_16(url, users, args, key, [process]), args)
+        many = await paired_16(env["DATABASE_URL"], replay, lambda: in_flight_16(url, users, args, key, [process]),
+                               args)
         return {**many, "one": one, "errors": many["errors"] + errors}
     finally:
         process.terminate()
@@ -366,7 +367,8 @@ async def bench(args: argparse.Namespace, url: str, products: int) -> dict:
     replay = [recorded[users[n % args.bare_users]] for n in range(args.requests)]
     nearest_only = [[s for s in statements if "unnest($3::vector[]" in s[1]][:1] for statements in replay]
     ceiling = {}  # with 16 in flight, the bare statements are replayed beside each server (`paired_16`)
-    for label, requests, concurrency in (("bare", replay, 1), ("nearest", nearest_only, 1), ("nearest", nearest_only, 16)):
+    for label, requests, concurrency in (("bare", replay, 1), ("nearest", nearest_only, 1),
+                                         ("nearest", nearest_only, 16)):
         meter = CpuMeter().start()
         latencies, wall = await bare(url, args.ef_search, requests, concurrency, args.pool)
         ceiling[f"{label}_{concurrency}"] = {**summary(latencies, wall), "cpu_ms": meter.per_request(len(requests))}
