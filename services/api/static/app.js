@@ -1,6 +1,6 @@
 // The web page: browse, like/dislike (an anonymous session), pick a user, see similar products.
 "use strict";
-const state = { liked: new Set(), disliked: new Set(), user: "", cursor: null, searches: 0 };
+const state = { liked: new Set(), disliked: new Set(), user: "", cursor: null, searches: 0, asks: 0 };
 const $ = (id) => document.getElementById(id);
 
 const meta = (name) => (document.querySelector(`meta[name="${name}"]`) || {}).content || "";
@@ -96,7 +96,9 @@ function showRecommendations(target, items) {
     productCard(item.product, el("div", { class: "reason" }, reasonText(item.reasons)))));
 }
 
+// As with searches, only the answer to the latest ask is shown (likes clicked quickly ask several times).
 async function loadRecommendations() {
+  const asked = ++state.asks;
   let page;
   if (state.user) {
     page = await api(`/v1/users/${encodeURIComponent(state.user)}/recommendations?limit=10`);
@@ -104,6 +106,7 @@ async function loadRecommendations() {
     page = await api("/v1/recommendations", { method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ liked: [...state.liked], disliked: [...state.disliked], limit: 10 }) });
   }
+  if (asked !== state.asks) return;
   $("rec-hint").hidden = Boolean(state.user || state.liked.size || state.disliked.size);
   showRecommendations("recommendations", page.items);
   $("recommendations").dataset.loaded = String(Number($("recommendations").dataset.loaded || 0) + 1);

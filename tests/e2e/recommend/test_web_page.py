@@ -82,6 +82,32 @@ async def test_a_search_made_while_the_page_starts_shows_its_own_results(page, d
     assert await shown(page, "products") == [product["id"] for product in expected["items"]]
 
 
+async def test_likes_clicked_quickly_show_the_recommendations_for_all_of_them(page, demo_tenant):
+    first, second = demo_tenant.titles["Orbit of Glass"], demo_tenant.titles["Silent Vacuum"]
+
+    async def slow_first(route):  # the answer to the first like comes after the answer to both
+        if route.request.method == "POST" and route.request.post_data_json["liked"] == [first]:
+            await asyncio.sleep(2)
+        await route.continue_()
+
+    await page.route("**/v1/recommendations", slow_first)
+    await page.goto(f"{demo_tenant.api_url}/")
+    await page.wait_for_selector("#recommendations > li")
+    async with page.expect_response(lambda r: r.request.method == "POST"
+                                    and r.request.post_data_json["liked"] == [first]) as late:
+        for title in ("Orbit of Glass", "Silent Vacuum"):
+            await page.fill("#query", title)
+            await page.click("#search button")
+            await page.wait_for_selector(f"#products li[data-id] h3:text-is('{title}')")
+            await page.click(f"#products li:has(h3:text-is('{title}')) button.like")
+    await (await late.value).finished()
+    await page.evaluate("() => new Promise((done) => setTimeout(done, 200))")  # the page has read it
+    status, expected = await demo_tenant.post(demo_tenant.api_url, "/v1/recommendations",
+                                              {"liked": [first, second], "disliked": [], "limit": 10})
+    assert status == 200
+    assert await shown(page, "recommendations") == [item["product"]["id"] for item in expected["items"]]
+
+
 async def test_the_page_says_which_products_are_pending_and_which_failed_and_why(page, pool, database_url, amqp_url,
                                                                                    amqp_prefix, unique):
     # Its own tenant, products written straight to the database (not queued, so never embedded).
