@@ -1,7 +1,16 @@
 // The web page: browse, like/dislike (an anonymous session), pick a user, see similar products.
 "use strict";
-const state = { liked: new Set(), disliked: new Set(), user: "", cursor: null, searches: 0, asks: 0 };
+const state = { liked: new Set(), disliked: new Set(), user: "", cursor: null };
 const $ = (id) => document.getElementById(id);
+
+// Only the answer to the latest ask of each kind is shown: an earlier answer that comes late (likes
+// clicked quickly, a search typed while the page starts) is dropped. `ask` returns "still the latest?".
+const asked = {};
+function ask(kind) {
+  const count = (asked[kind] || 0) + 1;
+  asked[kind] = count;
+  return () => asked[kind] === count;
+}
 
 const meta = (name) => (document.querySelector(`meta[name="${name}"]`) || {}).content || "";
 const KEY = meta("recommender-key");
@@ -76,15 +85,14 @@ function mark(id, kind) {
   loadRecommendations();
 }
 
-// Only the latest search's answer is shown: a slower earlier one never replaces it.
 async function search(append) {
-  const asked = ++state.searches;
+  const latest = ask("search");
   const params = new URLSearchParams({ limit: "20" });
   if ($("query").value.trim()) params.set("query", $("query").value.trim());
   if ($("genre").value) params.set("genre", $("genre").value);
   if (append && state.cursor) params.set("cursor", state.cursor);
   const page = await api(`/v1/products?${params}`);
-  if (asked !== state.searches) return;
+  if (!latest()) return;
   if (!append) $("products").replaceChildren();
   page.items.forEach((p) => $("products").append(productCard(p)));
   state.cursor = page.next_cursor;
@@ -96,9 +104,8 @@ function showRecommendations(target, items) {
     productCard(item.product, el("div", { class: "reason" }, reasonText(item.reasons)))));
 }
 
-// As with searches, only the answer to the latest ask is shown (likes clicked quickly ask several times).
 async function loadRecommendations() {
-  const asked = ++state.asks;
+  const latest = ask("recommendations");
   let page;
   if (state.user) {
     page = await api(`/v1/users/${encodeURIComponent(state.user)}/recommendations?limit=10`);
@@ -106,14 +113,16 @@ async function loadRecommendations() {
     page = await api("/v1/recommendations", { method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ liked: [...state.liked], disliked: [...state.disliked], limit: 10 }) });
   }
-  if (asked !== state.asks) return;
+  if (!latest()) return;
   $("rec-hint").hidden = Boolean(state.user || state.liked.size || state.disliked.size);
   showRecommendations("recommendations", page.items);
   $("recommendations").dataset.loaded = String(Number($("recommendations").dataset.loaded || 0) + 1);
 }
 
 async function showSimilar(product) {
+  const latest = ask("similar");
   const page = await api(`/v1/products/${encodeURIComponent(product.id)}/similar?limit=5`);
+  if (!latest()) return;
   $("similar-title").textContent = product.title;
   $("similar-panel").hidden = false;
   showRecommendations("similar", page.items);
@@ -144,7 +153,7 @@ async function start() {
   const [genres, users] = await Promise.all([api("/v1/genres"), api("/v1/users")]);
   genres.items.forEach((g) => $("genre").append(el("option", { value: g.genre }, g.genre)));
   users.items.forEach((u) => $("user-picker").append(el("option", { value: u.id }, `${u.id} (${u.interactions})`)));
-  if (!state.searches) await search(false);
+  if (!asked.search) await search(false);
   await loadRecommendations();
 }
 
