@@ -41,13 +41,12 @@ class NeighbourTable:
 @dataclass(frozen=True)
 class NeighbourRows:
     """The rows of some history products, flattened: pair i links `row_ids[row[i]]` to the product
-    coded `neighbour[i]` (`names` turns codes back into product ids)."""
+    coded `neighbour[i]` (`CollaborativeModel.product_ids` turns codes back into product ids)."""
 
     row_ids: list[str] = field(default_factory=list)
     row: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     neighbour: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
     weight: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
-    names: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
 
 
 @dataclass(frozen=True)
@@ -134,8 +133,7 @@ class CollaborativeModel:
         neighbours, weights = table.neighbours[at], table.weights[at]
         filled = neighbours >= 0
         row = np.repeat(np.arange(len(at)), filled.sum(axis=1))
-        return NeighbourRows(list(compress(product_ids, found.tolist())), row,
-                             neighbours[filled], weights[filled], self.product_ids)
+        return NeighbourRows(list(compress(product_ids, found.tolist())), row, neighbours[filled], weights[filled])
 
     def neighbours(self, kind: str, product_id: str) -> list[tuple[str, float]]:
         """One product's (neighbour id, weight) pairs, strongest first; empty when it has no row."""

@@ -18,7 +18,7 @@ per process, not per request). The filters (deleted, exclusions, genre, years) a
 in `_filter`. Vectors travel as pgvector's binary form (`vector_send`), decoded by numpy at once.
 """
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import asyncpg
 import numpy as np
@@ -231,18 +231,19 @@ async def candidates(conn: asyncpg.Connection, tenant_id: str, model: str, queri
     more = bool(collaborative or popular)  # else the nearest-neighbour part alone: the planner plans one part, not three
     rows = await conn.fetch((CANDIDATES if more else NEAREST).format(order=indexed_order(dimension)),
                             *(args if more else args[:8]))
-    found = Found([[] for _ in queries], set(), [], Vectors.of({}))  # the vectors once all rows are in
-    sent = _collect(found, rows, list(range(len(queries))))
-    short = [i for i, ids in enumerate(found.nearest) if len(ids) < counts[i]]
+    nearest: list[list[str]] = [[] for _ in queries]
+    allowed: set[str] = set()
+    most_popular: list[str] = []
+    sent = _collect(rows, list(range(len(queries))), nearest, allowed, most_popular)
+    short = [i for i, ids in enumerate(nearest) if len(ids) < counts[i]]
     if short:  # the index scan stopped early (selective filters, small catalogue): ask exactly
         for i in short:
-            found.nearest[i].clear()
+            nearest[i].clear()
         args[2:4] = [[args[2][i] for i in short], max(counts[i] for i in short)]
-        sent += _collect(found, await conn.fetch(NEAREST.format(order=EXACT_ORDER), *args[:8]), short)
-    for i, count in enumerate(counts):
-        del found.nearest[i][count:]
-    return replace(found, vectors=Vectors([row["product_id"] for row in sent],
-                                          vectors_of([row["embedding"] for row in sent])))
+        sent += _collect(await conn.fetch(NEAREST.format(order=EXACT_ORDER), *args[:8]), short, nearest, allowed,
+                         most_popular)
+    return Found([ids[:count] for ids, count in zip(nearest, counts)], allowed, most_popular,
+                 Vectors([row["product_id"] for row in sent], vectors_of([row["embedding"] for row in sent])))
 
 
 async def explain_nearest(conn: asyncpg.Connection, tenant_id: str, model: str, query: np.ndarray, count: int,
@@ -253,16 +254,18 @@ async def explain_nearest(conn: asyncpg.Connection, tenant_id: str, model: str, 
     return "\n".join(row[0] for row in rows)
 
 
-def _collect(found: Found, rows: list[asyncpg.Record], query_of: list[int]) -> list[asyncpg.Record]:
-    """Files `rows` under `found`'s lists; returns those that carry a vector."""
+def _collect(rows: list[asyncpg.Record], query_of: list[int], nearest: list[list[str]], allowed: set[str],
+             most_popular: list[str]) -> list[asyncpg.Record]:
+    """Files `rows` under the nearest of each query, the allowed collaborative candidates or the
+    most popular; returns those that carry a vector."""
     for row in rows:
         pid, ord_ = row["product_id"], row["ord"]
         if ord_ > 0:
-            found.nearest[query_of[ord_ - 1]].append(pid)
+            nearest[query_of[ord_ - 1]].append(pid)
         elif ord_ == 0:
-            found.allowed.add(pid)
+            allowed.add(pid)
         else:
-            found.popular.append(pid)
+            most_popular.append(pid)
     return [row for row in rows if row["embedding"] is not None]
 
 
