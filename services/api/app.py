@@ -6,6 +6,7 @@ from aiohttp import web
 from services.api.keys import active_models_key, collaborative_models_key, database_key, settings_key
 from services.api.neighbours import CollaborativeModels
 from services.api.routes import setup_routes
+from services.api.store import MAX_SCAN_TUPLES
 from services.api.tenant_models import ActiveModels
 from shared.auth import KeyCache, Policy, public, setup_auth
 from shared.db import Database
@@ -15,7 +16,8 @@ from shared.settings import ApiSettings
 
 def query_settings(settings: ApiSettings) -> dict[str, str]:
     """Session settings of the api's connections: the HNSW search breadth, iterative index scans
-    so filtered queries still fill their lists, and a custom plan per call (a generic plan cannot
+    so filtered queries still fill their lists (giving up after `store.MAX_SCAN_TUPLES` for the
+    exact query over the few products that pass), and a custom plan per call (a generic plan cannot
     see which filters are unset and may trade the index for an exact scan). No JIT compilation and
     no parallel workers: at 100,000 products the planner's cost estimates crossed the JIT threshold
     and compiling took longer than the query, and starting workers costs more than a request's
@@ -23,6 +25,7 @@ def query_settings(settings: ApiSettings) -> dict[str, str]:
     return {
         "hnsw.ef_search": str(settings.ef_search),
         "hnsw.iterative_scan": "relaxed_order",
+        "hnsw.max_scan_tuples": str(MAX_SCAN_TUPLES),
         "plan_cache_mode": "force_custom_plan",
         "jit": "off",
         "max_parallel_workers_per_gather": "0",

@@ -193,8 +193,7 @@ async def recommend(store: Store, request: Request, user_id: str | None, session
     # dropped when the page finds no row for it. MMR needs the collaborative candidates' vectors.
     # What the model gives is computed while round trip 3 runs, or round trip 2 when round trip 3
     # must name the collaborative candidates.
-    filtered = any(value is not None for value in (request.filters.genre, request.filters.year_from,
-                                                   request.filters.year_to))
+    filtered = request.filters.narrowing
     named = filtered or request.diversity > 0
 
     def from_model() -> FromModel:
