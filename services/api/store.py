@@ -10,10 +10,11 @@ A personal recommendation takes at most four round trips (README, "Round trips")
                    pass it (and their vectors) and the most popular products that do;
   4. `page`        the ranked products (and the products their reasons name), with the popularity
                    continuation after the ranked part when the page reaches it.
-Plus one more, only when a filter is so selective that the index scan gives up early (after
-MAX_SCAN_TUPLES): the nearest products exactly, among those that pass (`FILTERED_EXACT`); and one
-when a ranked product was deleted since the last training run and the page must be asked again
-without it. The collaborative model (neighbour rows and popularity) comes from memory
+Under a filter fewer than RARE products pass, round trip 3 compares their vectors exactly instead
+of scanning the index (`FILTERED_NEAREST`). Plus one more, only when a filter's index scan gives up
+(after MAX_SCAN_TUPLES): the nearest products exactly, among those that pass (`FILTERED_EXACT`);
+and one when a ranked product was deleted since the last training run and the page must be asked
+again without it. The collaborative model (neighbour rows and popularity) comes from memory
 (`services.api.neighbours`: loaded once per training run per process, not per request). The
 filters (deleted, exclusions, genre, years) are written once, in `_filter`. Vectors travel as
 pgvector's binary form (`vector_send`), decoded by numpy at once.
@@ -72,29 +73,6 @@ def _filter(first: int, alias: str = "p") -> str:
             f" AND (${f}::int IS NULL OR {alias}.year >= ${f}) AND (${t}::int IS NULL OR {alias}.year <= ${t})")
 
 
-POPULAR_WALK = 2500  # the most popular products checked against a filter before asking for those that pass
-
-
-def _most_popular(first: int, count: str) -> str:
-    """The `count` most popular live products that pass the filters ($first ...), as (id, score),
-    most popular first (ties by id). A filter that one product in 12 passes fills 200 within the
-    POPULAR_WALK most popular, checked in popularity order; only a rarer filter joins every product
-    that passes (found by its own indexes) with its score. At 100,000 products the 200 most
-    popular Action products (one in eight) took 10 ms this way against 20 ms joined; a filter one
-    product in 75 passes, 13 against 10 ms."""
-    return f"""(WITH walked AS (
-        SELECT p.id, s.score FROM (
-            SELECT product_id, score FROM product_popularity WHERE tenant_id = $1
-            ORDER BY score DESC, product_id LIMIT {POPULAR_WALK}) s
-        JOIN products p ON p.tenant_id = $1 AND p.id = s.product_id
-        WHERE {_filter(first)} ORDER BY s.score DESC, s.product_id LIMIT {count})
-    SELECT id, score::float8 FROM walked WHERE (SELECT count(*) FROM walked) >= {count}
-    UNION ALL
-    (SELECT p.id, s.score::float8 FROM product_popularity s JOIN products p ON p.tenant_id = s.tenant_id AND p.id = s.product_id
-     WHERE s.tenant_id = $1 AND {_filter(first)} AND (SELECT count(*) FROM walked) < {count}
-     ORDER BY s.score DESC, p.id LIMIT {count}))"""
-
-
 def _packed(events: str) -> str:
     """The columns of the events in CTE `events` (a constant name), each as one value: ids
     comma-joined, type codes ($5: TYPES) as int2 and the floats as float8, packed big-endian in a
@@ -131,47 +109,66 @@ VECTORS = ("SELECT product_id, vector_send(embedding) AS embedding FROM product_
 # the scan reaches: `OFFSET 0` keeps PostgreSQL from turning the EXISTS into a hash of every
 # product passing the filter, built per request (120,000 rows for a genre at 1,000,000 products:
 # the statement took 180-200 ms with it, about 60 without).
-NEAREST = f"""
-SELECT a.ord::int AS ord, c.product_id, vector_send(c.embedding) AS embedding
-FROM unnest($3::vector[]) WITH ORDINALITY AS a(query, ord)
-CROSS JOIN LATERAL (
+_INDEXED = f"""
     SELECT v.product_id, v.embedding
     FROM product_vectors v
     WHERE v.tenant_id = $1 AND v.model = $2 AND v.product_id NOT IN (SELECT unnest({id_list(5)}))
       AND (($6::text IS NULL AND $7::int IS NULL AND $8::int IS NULL) OR EXISTS (
            SELECT 1 FROM products p WHERE p.tenant_id = v.tenant_id AND p.id = v.product_id AND {_filter(5)} OFFSET 0))
-    ORDER BY {{order}}
-    LIMIT $4
-) c
+    ORDER BY {{order}}"""
+EXACT_ORDER = "(v.embedding <=> a.query) + 0, v.product_id"  # not index-shaped: an exact scan
+# The products that pass a genre or year filter first, from the filter's own indexes, and only their
+# vectors compared, exactly: what a filter few products pass wants (a hash of them). At 100,000
+# products, for three queries: 2 ms when nothing passes, 18-26 ms when 800-1,300 products do,
+# 160-190 ms for a genre of 12,000; NEAREST with EXACT_ORDER, its EXISTS checked for every vector,
+# took 0.7 s under any filter.
+_PASSING = f"""
+    SELECT v.product_id, v.embedding
+    FROM products p JOIN product_vectors v ON v.tenant_id = p.tenant_id AND v.product_id = p.id AND v.model = $2
+    WHERE p.tenant_id = $1 AND {_filter(5)}
+    ORDER BY {EXACT_ORDER}"""
+RARE = 2000  # a genre or year filter fewer products pass skips the index scan for `_PASSING`
+
+
+def _nearest(scan: str) -> str:
+    """For each query vector ($3, `ord` from 1) the first $4 rows of `scan`, which reads `a.query`."""
+    return f"""SELECT a.ord::int AS ord, c.product_id, vector_send(c.embedding) AS embedding
+FROM unnest($3::vector[]) WITH ORDINALITY AS a(query, ord)
+CROSS JOIN LATERAL ({scan}
+    LIMIT $4) c"""
+
+
+NEAREST = _nearest(_INDEXED) + "\n"
+# NEAREST under a genre or year filter. When fewer than RARE products pass (counted first, by the
+# filter's indexes: 1-2 ms at 100,000 products) the index scan would visit MAX_SCAN_TUPLES vectors
+# per query for nothing (the rare filter of `make bench`: 145 ms at the median), so those products
+# are compared exactly instead. A statement of its own: planning the two branches took 0.2-0.3 ms
+# more, too much for every request.
+FILTERED_NEAREST = f"""
+WITH rare AS (SELECT (SELECT count(*) FROM (
+    SELECT FROM products p WHERE p.tenant_id = $1 AND {_filter(5)} LIMIT {RARE}) f) < {RARE} AS yes)
+{_nearest(_INDEXED)}
+WHERE NOT (SELECT yes FROM rare)
+UNION ALL
+{_nearest(_PASSING)}
+WHERE (SELECT yes FROM rare)
 """
-# NEAREST, and: $9 collaborative ids, $10 their vectors too, $11 how many popular. Rows: ord > 0
-# nearest to query ord, 0 collaborative (passing the filters), -1 popular (passing the filters).
-CANDIDATES = NEAREST + f"""UNION ALL
+
+# After NEAREST or FILTERED_NEAREST: $9 collaborative ids, $10 their vectors too, $11 how many popular.
+# Rows: ord > 0 nearest to query ord, 0 collaborative (passing the filters), -1 popular (passing them).
+MORE = f"""UNION ALL
 SELECT 0, p.id, CASE WHEN $10 THEN vector_send(v.embedding) END
 FROM products p LEFT JOIN product_vectors v ON $10 AND v.tenant_id = p.tenant_id AND v.product_id = p.id
      AND v.model = $2
 WHERE p.tenant_id = $1 AND p.id = ANY({id_list(9)}) AND {_filter(5)}
 UNION ALL
-SELECT -1, m.id, NULL::bytea FROM {_most_popular(5, "$11")} m
+(SELECT -1, p.id, NULL::bytea FROM product_popularity s
+ JOIN products p ON p.tenant_id = s.tenant_id AND p.id = s.product_id
+ WHERE s.tenant_id = $1 AND {_filter(5)} ORDER BY s.score DESC, p.id LIMIT $11)
 """
-EXACT_ORDER = "(v.embedding <=> a.query) + 0, v.product_id"  # not index-shaped: an exact scan
 # NEAREST's lists exactly under a genre or year filter, for the queries whose index scan gave up
-# (after MAX_SCAN_TUPLES: a filter few products pass). The products that pass come first, from
-# their own indexes, and only their vectors are compared: a hash of the few that pass is what such
-# a filter wants. At 100,000 products NEAREST with EXACT_ORDER took 0.7 s for three queries under
-# any filter (its EXISTS checked for every vector); this, 2 ms when nothing passes, 18-26 ms when
-# 800-1,300 products do, 160-190 ms for a genre of 12,000. Without a filter: NEAREST with EXACT_ORDER.
-FILTERED_EXACT = f"""
-SELECT a.ord::int AS ord, c.product_id, vector_send(c.embedding) AS embedding
-FROM unnest($3::vector[]) WITH ORDINALITY AS a(query, ord)
-CROSS JOIN LATERAL (
-    SELECT v.product_id, v.embedding
-    FROM products p JOIN product_vectors v ON v.tenant_id = p.tenant_id AND v.product_id = p.id AND v.model = $2
-    WHERE p.tenant_id = $1 AND {_filter(5)}
-    ORDER BY {EXACT_ORDER}
-    LIMIT $4
-) c
-"""
+# (after MAX_SCAN_TUPLES); without a filter, NEAREST with EXACT_ORDER.
+FILTERED_EXACT = _nearest(_PASSING)
 
 
 def indexed_order(dimension: int | None) -> str:
@@ -192,7 +189,9 @@ WHERE p.tenant_id = $1 AND p.id = ANY({id_list(3)}) AND NOT p.deleted"""
 # ones, then, only when those run out, the products nobody has scored, by id.
 PAGE = f"""
 WITH scored AS (
-    SELECT id, score FROM {_most_popular(4, "$8::bigint + $9::bigint")} m
+    (SELECT p.id, s.score::float8 AS score FROM product_popularity s
+     JOIN products p ON p.tenant_id = s.tenant_id AND p.id = s.product_id
+     WHERE s.tenant_id = $1 AND {_filter(4)} ORDER BY s.score DESC, p.id LIMIT $8::bigint + $9::bigint)
     UNION ALL
     (SELECT p.id, l.score FROM unnest({id_list(10)}, $11::float8[]) AS l(id, score)
      JOIN products p ON p.tenant_id = $1 AND p.id = l.id
@@ -276,7 +275,8 @@ async def candidates(conn: asyncpg.Connection, tenant_id: str, model: str, queri
     args = [tenant_id, model, [Vector(q) for q in queries], max(counts, default=0), joined(excluded), filters.genre,
             filters.year_from, filters.year_to, joined(collaborative), with_vectors, popular]
     more = bool(collaborative or popular)  # else the nearest-neighbour part alone: the planner plans one part, not three
-    rows = await conn.fetch((CANDIDATES if more else NEAREST).format(order=indexed_order(dimension)),
+    statement = FILTERED_NEAREST if filters.narrowing else NEAREST
+    rows = await conn.fetch((statement + MORE if more else statement).format(order=indexed_order(dimension)),
                             *(args if more else args[:8]))
     nearest: list[list[str]] = [[] for _ in queries]
     allowed: set[str] = set()
@@ -297,7 +297,8 @@ async def candidates(conn: asyncpg.Connection, tenant_id: str, model: str, queri
 async def explain_nearest(conn: asyncpg.Connection, tenant_id: str, model: str, query: np.ndarray, count: int,
                           filters: Filters = Filters(), dimension: int | None = None) -> str:
     """The plan of round trip 3's nearest-neighbour part for one query (checks that it uses the index)."""
-    rows = await conn.fetch("EXPLAIN " + NEAREST.format(order=indexed_order(dimension)), tenant_id, model, [Vector(query)],
+    statement = FILTERED_NEAREST if filters.narrowing else NEAREST
+    rows = await conn.fetch("EXPLAIN " + statement.format(order=indexed_order(dimension)), tenant_id, model, [Vector(query)],
                             count, "", filters.genre, filters.year_from, filters.year_to)
     return "\n".join(row[0] for row in rows)
 

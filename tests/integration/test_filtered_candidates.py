@@ -8,24 +8,25 @@ from pgvector import Vector
 from pgvector.asyncpg import register_vector
 
 from services.api.app import query_settings
-from services.api.store import MAX_SCAN_TUPLES, POPULAR_WALK, Filters, candidates, page
+from services.api import store
+from services.api.store import Filters, candidates, page
 from shared import models
 from shared.db import create_pool
 from shared.settings import ApiSettings
 
-PRODUCTS = max(POPULAR_WALK, MAX_SCAN_TUPLES) + 1000  # more than the walk and the index scan reach
-RARE = [PRODUCTS - 300, PRODUCTS - 200, PRODUCTS - 100]  # far down the popularity order
+PRODUCTS = max(store.MAX_SCAN_TUPLES, 2 * store.RARE) + 1000  # more than the index scan visits; half are Common
+RARE_ONES = [PRODUCTS - 300, PRODUCTS - 200, PRODUCTS - 100]  # far down the popularity order
 DIMENSION = 8
 
 
 def genres(i: int) -> list[str]:
-    return ["Common"] * (i % 3 == 0) + ["Rare"] * (i in RARE)
+    return ["Common"] * (i % 2 == 0) + ["Rare"] * (i in RARE_ONES)
 
 
 @pytest.fixture(scope="module")
 async def catalogue(pool):
     """A tenant with PRODUCTS products: popularity falling with the number, in ties of 30 (ties go
-    by id); every third is Common, three far down the popularity order are Rare; random vectors."""
+    by id); every other one is Common, three far down the popularity order are Rare; random vectors."""
     tenant = model = f"filters-{uuid.uuid4().hex[:10]}"
     rng = np.random.default_rng(7)
     vectors = rng.standard_normal((PRODUCTS, DIMENSION)).astype(np.float32)
@@ -47,45 +48,64 @@ async def catalogue(pool):
 
 
 def most_popular(ids, scores, genre, excluded, count):
-    passing = [pid for i, pid in enumerate(ids) if genre in genres(i) and pid not in excluded]
+    passing = [pid for i, pid in enumerate(ids) if (genre is None or genre in genres(i)) and pid not in excluded]
     return sorted(passing, key=lambda pid: (-scores[pid], pid))[:count]
 
 
-@pytest.mark.parametrize("genre", ["Common", "Rare"])
+@pytest.mark.parametrize("genre", ["Common", "Rare", None])
 async def test_the_most_popular_products_that_pass_a_filter_come_most_popular_first(pool, catalogue, genre):
-    """Common: found within the walk in popularity order; Rare: none of its products is among the
-    POPULAR_WALK most popular, so the products that pass are asked for instead. Either way, the
-    same list as sorting every product that passes."""
+    """For the blend (round trip 3) and the popularity continuation (round trip 4): half the
+    products pass (Common), three far down the popularity order (Rare), or every one (no filter).
+    Each time the same list as sorting every product that passes."""
     tenant, model, ids, scores, _ = catalogue
-    excluded = [ids[0], ids[3], ids[RARE[0]]]
+    excluded = [ids[0], ids[3], ids[RARE_ONES[0]]]
     async with pool.acquire() as conn:
         found = await candidates(conn, tenant, model, [], [], excluded, Filters(genre=genre), [], False, 200)
         rows, continuation = await page(conn, tenant, model, [], excluded, Filters(genre=genre), 5, 11, {})
     assert found.popular == most_popular(ids, scores, genre, excluded, 200)
     assert [pid for pid, _ in continuation] == most_popular(ids, scores, genre, excluded, 16)[5:]
     assert set(rows) == {pid for pid, _ in continuation}
-    assert len(found.popular) == (200 if genre == "Common" else 2)
+    assert len(found.popular) == (2 if genre == "Rare" else 200)
+
+
+def exact_nearest(query, ids, vectors, genre, count):
+    units = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    distance = {ids[i]: 1 - float(units[i] @ (query / np.linalg.norm(query))) for i in range(len(ids))
+                if genre in genres(i)}
+    return sorted(distance, key=lambda pid: (distance[pid], pid))[:count]
+
+
+async def nearest(database_url, catalogue, genre, count, **session):
+    """Round trip 3's nearest products for two queries, on a connection with the api's session
+    settings (and `session`)."""
+    tenant, model, _, _, _ = catalogue
+    settings = ApiSettings(database_url=database_url, db_pool_min=1, db_pool_max=1)
+    pool = await create_pool(settings, server_settings={**query_settings(settings), **session}, keep_session=True)
+    try:
+        async with pool.acquire() as conn:
+            found = await candidates(conn, tenant, model, QUERIES, [count, count], [], Filters(genre=genre), [], False,
+                                     0, DIMENSION)
+    finally:
+        await pool.close()
+    return found.nearest
+
+
+QUERIES = [np.random.default_rng(n).standard_normal(DIMENSION).astype(np.float32) for n in (1, 2)]
 
 
 async def test_a_filter_few_products_pass_gets_all_of_them_nearest_first(database_url, catalogue):
-    """With the api's session settings the index scan gives up after `hnsw.max_scan_tuples` when a
-    filter rejects nearly everything; the exact query then answers: every product that passes, in
-    order of distance. A common filter still fills its lists from the index."""
-    tenant, model, ids, _, vectors = catalogue
-    settings = ApiSettings(database_url=database_url, db_pool_min=1, db_pool_max=1)
-    api_pool = await create_pool(settings, server_settings=query_settings(settings), keep_session=True)
-    queries = [np.random.default_rng(n).standard_normal(DIMENSION).astype(np.float32) for n in (1, 2)]
-    try:
-        async with api_pool.acquire() as conn:
-            rare = await candidates(conn, tenant, model, queries, [5, 5], [], Filters(genre="Rare"), [], False, 0,
-                                    DIMENSION)
-            common = await candidates(conn, tenant, model, queries, [10, 10], [], Filters(genre="Common"), [], False, 0,
-                                      DIMENSION)
-    finally:
-        await api_pool.close()
-    units = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    for query, nearest in zip(queries, rare.nearest):
-        distance = {ids[i]: 1 - float(units[i] @ (query / np.linalg.norm(query))) for i in RARE}
-        assert nearest == sorted(distance, key=distance.get)
-    for nearest in common.nearest:
-        assert len(nearest) == 10 and all("Common" in genres(ids.index(pid)) for pid in nearest)
+    """Fewer than `store.RARE` products pass: they are compared exactly (no index scan that would
+    visit `store.MAX_SCAN_TUPLES` vectors for three): all of them, nearest first."""
+    _, _, ids, _, vectors = catalogue
+    assert await nearest(database_url, catalogue, "Rare", 5) == [exact_nearest(q, ids, vectors, "Rare", 5)
+                                                                 for q in QUERIES]
+
+
+async def test_a_common_filter_fills_from_the_index_and_exactly_when_the_scan_gives_up(database_url, catalogue):
+    """Half the products pass: the index scan fills the lists; where it gives up (here after 50
+    vectors), the products that pass are compared exactly."""
+    _, _, ids, _, vectors = catalogue
+    for found in await nearest(database_url, catalogue, "Common", 10):
+        assert len(found) == 10 and all("Common" in genres(ids.index(pid)) for pid in found)
+    assert await nearest(database_url, catalogue, "Common", 10, **{"hnsw.max_scan_tuples": "50"}) == [
+        exact_nearest(q, ids, vectors, "Common", 10) for q in QUERIES]
