@@ -74,13 +74,13 @@ def _filter(first: int, alias: str = "p") -> str:
 
 
 def _packed(events: str) -> str:
-    """The columns of the events in CTE `events` (a constant name), each as one value: ids
-    comma-joined, type codes ($5: TYPES) as int2 and the floats as float8, packed big-endian in a
+    """The columns of the events in CTE `events` (a constant name), each as one value, in one pass:
+    ids comma-joined, type codes ($5: TYPES) as int2 and the floats as float8, packed big-endian in a
     bytea (`_columns` decodes them)."""
-    return (f"(SELECT string_agg(product_id, ',') FROM {events}) AS {events}_ids,"
-            f" (SELECT string_agg(int2send((array_position($5::text[], type) - 1)::int2), '') FROM {events})"
-            f" AS {events}_types, (SELECT string_agg(float8send(stars), '') FROM {events}) AS {events}_stars,"
-            f" (SELECT string_agg(float8send(s), '') FROM {events}) AS {events}_times")
+    return (f"(SELECT string_agg(product_id, ',') AS {events}_ids,"
+            f" string_agg(int2send((array_position($5::text[], type) - 1)::int2), '') AS {events}_types,"
+            f" string_agg(float8send(stars), '') AS {events}_stars, string_agg(float8send(s), '') AS {events}_times"
+            f" FROM {events}) {events}_packed")
 
 
 # $1 tenant, $2 user (NULL: none), $3 events, $4 live-popularity events, $5 TYPES
@@ -94,8 +94,8 @@ l AS (SELECT product_id, type, coalesce(value, 'NaN')::float8 AS stars, extract(
       ORDER BY occurred_at DESC, id DESC LIMIT $4)
 SELECT (SELECT trained FROM t) AS trained,
        (SELECT run_id FROM collaborative_models WHERE tenant_id = $1) AS run,
-       {_packed("h")},
-       {_packed("l")}
+       h_packed.*, l_packed.*
+FROM {_packed("h")} CROSS JOIN {_packed("l")}
 """
 
 # $1 tenant, $2 model, $3 product ids
