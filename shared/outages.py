@@ -5,9 +5,14 @@ is waited out: HTTP services answer 503 with Retry-After, workers hold their mes
 without counting an attempt. Only failures while the dependencies answer count against a message.
 """
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 
 import aio_pika.exceptions
 import asyncpg
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+
+log = logging.getLogger(__name__)
 
 # Raised while the database cannot be reached or is going away. OSError covers refused and reset
 # connections; the operator-intervention errors are "the database system is starting up / shutting
@@ -34,3 +39,23 @@ def is_outage(exc: BaseException) -> bool:
 def backoff_s(attempt: int, base_s: float = 0.5, cap_s: float = 10.0) -> float:
     """Exponential backoff for waiting out an outage: 0.5, 1, 2, 4, 8, 10, 10, ... seconds."""
     return min(cap_s, base_s * 2 ** max(0, attempt - 1))
+
+
+async def consume(queue: AbstractQueue, callback: Callable[[AbstractIncomingMessage], Awaitable[object]],
+                  stopping: asyncio.Event, base_s: float = 0.5) -> str | None:
+    """`queue.consume(callback)`, asked again while the broker is down: it may go away just as a
+    consumer is asked for (a restart while a worker starts), and the robust connection comes back
+    on its own. The consumer tag; None when `stopping` was set first."""
+    tries = 0
+    while not stopping.is_set():
+        try:
+            return await queue.consume(callback)
+        except BROKER_DOWN as exc:
+            tries += 1
+            log.warning("broker unreachable while starting to consume %s (%s: %s): asking again",
+                        queue.name, type(exc).__name__, exc)
+            try:
+                await asyncio.wait_for(stopping.wait(), timeout=backoff_s(tries, base_s))
+            except asyncio.TimeoutError:
+                pass
+    return None

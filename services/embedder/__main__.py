@@ -59,7 +59,7 @@ async def run(settings: EmbedderSettings, until_idle_s: float | None) -> None:
             await web.TCPSite(runner, settings.host, settings.health_port).start()
 
         worker = Worker(settings, queue, store, encoders, metrics)
-        await record_broker_dead_letters(dead_queue, store)
+        await record_broker_dead_letters(dead_queue, store, stopping)
         if stopping.is_set():
             return
         for sig in (signal.SIGTERM, signal.SIGINT):

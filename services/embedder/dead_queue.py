@@ -7,13 +7,16 @@ import logging
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from services.embedder.handler import Store, dead_letter_row, parse
+from shared import outages
 from shared.errors import PermanentError
 
 log = logging.getLogger(__name__)
 
 
-async def record_broker_dead_letters(queue: AbstractQueue, store: Store, retry_s: float = 2.0) -> str:
-    """Start consuming the dead-letter queue; returns the consumer tag."""
+async def record_broker_dead_letters(queue: AbstractQueue, store: Store, stopping: asyncio.Event,
+                                     retry_s: float = 2.0) -> str | None:
+    """Start consuming the dead-letter queue (asking again while the broker is down); returns the
+    consumer tag, None when `stopping` was set first."""
 
     async def on_message(incoming: AbstractIncomingMessage) -> None:
         try:
@@ -34,4 +37,4 @@ async def record_broker_dead_letters(queue: AbstractQueue, store: Store, retry_s
         log.error("dead letter from the broker: %s", row.reason, extra={"message_id": row.message_id})
         await incoming.ack()
 
-    return await queue.consume(on_message)
+    return await outages.consume(queue, on_message, stopping)

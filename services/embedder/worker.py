@@ -34,6 +34,7 @@ from services.embedder.handler import (BatchOutcome, Prepared, Store, TextEncode
                                       handle_batch, parse, prepare_batch)
 from services.embedder.metrics import WorkerMetrics
 from shared.errors import PermanentError, RetryableError
+from shared import outages
 from shared.outages import backoff_s, is_outage
 from shared.schemas import ProductMessage
 from shared.settings import EmbedderSettings
@@ -78,7 +79,7 @@ class Worker:
 
     async def run(self, until_idle_s: float | None = None) -> None:
         """Consume until stop(), or until nothing arrived for `until_idle_s` seconds."""
-        self._tag = await self.queue.consume(self._inbox.put)
+        await self._consume()
         idle_since = time.monotonic()
         current: Batch | None = None
         try:
@@ -258,8 +259,12 @@ class Worker:
             await self._sleep(backoff_s(tries, self.settings.retry_base_s))
         log.info("database reachable again after %.1fs", time.monotonic() - since)
         if self._tag is None:  # we had paused: consume again; nothing is left in hand
-            self._tag = await self.queue.consume(self._inbox.put)
+            await self._consume()
             raise Released()
+
+    async def _consume(self) -> None:
+        """Ask the broker for messages, again while it is down, until stop()."""
+        self._tag = await outages.consume(self.queue, self._inbox.put, self._stopping, self.settings.retry_base_s)
 
     async def _hand_back(self) -> None:
         """Return every message in hand to the queue."""

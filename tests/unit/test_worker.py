@@ -1,6 +1,7 @@
 """The consume loop with a fake queue: batching, acks after the write, dead-lettering, retries."""
 import asyncio
 
+import aiormq.exceptions
 import pytest
 
 from services.embedder.metrics import WorkerMetrics
@@ -30,6 +31,8 @@ class FakeMessage:
 class FakeQueue:
     """Delivers its messages to the first consumer; a message handed back is delivered again."""
 
+    name = "products.embed"
+
     def __init__(self, messages):
         self.messages = messages
         self.consumes = 0
@@ -45,6 +48,22 @@ class FakeQueue:
 
     async def cancel(self, tag):
         self.cancels += 1
+
+
+class RestartingQueue(FakeQueue):
+    """The broker shuts down as the first `refusals` consumers are asked for (a restart while the
+    worker starts); the robust connection is back for the next."""
+
+    def __init__(self, messages, refusals: int):
+        super().__init__(messages)
+        self.refusals = refusals
+
+    async def consume(self, callback):
+        if self.refusals:
+            self.refusals -= 1
+            raise aiormq.exceptions.ConnectionClosed(
+                320, "CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
+        return await super().consume(callback)
 
 
 class FlakyStore(FakeStore):
@@ -253,3 +272,13 @@ async def test_stop_finishes_both_batches_in_hand_and_returns_the_rest():
     await asyncio.wait_for(worker.run(), timeout=5)
     assert store.batches == [4, 4]
     assert [m.outcome for m in messages] == ["ack"] * 8 + ["requeue"] * 4
+
+
+async def test_a_broker_restart_as_the_worker_starts_consuming_is_waited_out():
+    """The broker went away just as the worker asked it for messages: the worker asks again once
+    it is back, instead of exiting, and every message is written and acked."""
+    messages = bodies(5)
+    store = FlakyStore()
+    queue = RestartingQueue(messages, refusals=2)
+    await run(Worker(settings(), queue, store, FakeEncoder(), WorkerMetrics()))
+    assert queue.consumes == 1 and {m.outcome for m in messages} == {"ack"} and sum(store.batches) == 5
