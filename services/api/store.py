@@ -142,8 +142,8 @@ NEAREST = _nearest(_INDEXED) + "\n"
 # NEAREST under a genre or year filter. When fewer than RARE products pass (counted first, by the
 # filter's indexes: 2-5 ms at 100,000 products when many pass) the index scan would visit
 # MAX_SCAN_TUPLES vectors per query for nothing (the rare filter of `make bench`: 145 ms at the
-# median), so those products are compared exactly instead. A statement of its own: planning the two branches took 0.2-0.3 ms
-# more, too much for every request.
+# median), so those products are compared exactly instead. A statement of its own: planning the
+# two branches took 0.2-0.3 ms more, too much for every request.
 FILTERED_NEAREST = f"""
 WITH rare AS (SELECT (SELECT count(*) FROM (
     SELECT FROM products p WHERE p.tenant_id = $1 AND {_filter(5)} LIMIT {RARE}) f) < {RARE} AS yes)

@@ -33,8 +33,8 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from services.embedder.handler import (BatchOutcome, Prepared, Store, TextEncoders, apply_batch, dead_letter_row,
                                       handle_batch, parse, prepare_batch)
 from services.embedder.metrics import WorkerMetrics
-from shared.errors import PermanentError, RetryableError
 from shared import outages
+from shared.errors import PermanentError, RetryableError
 from shared.outages import backoff_s, is_outage
 from shared.schemas import ProductMessage
 from shared.settings import EmbedderSettings
