@@ -14,13 +14,18 @@ from shared import models
 from shared.db import create_pool
 from shared.settings import ApiSettings
 
-PRODUCTS = max(store.MAX_SCAN_TUPLES, 2 * store.RARE) + 1000  # more than the index scan visits; half are Common
+# more than the index scan visits and the popularity walk looks up; half are Common
+PRODUCTS = max(store.MAX_SCAN_TUPLES, 2 * store.RARE, store.POPULAR_WALK + store.RARE) + 1000
 RARE_ONES = [PRODUCTS - 300, PRODUCTS - 200, PRODUCTS - 100]  # far down the popularity order
 DIMENSION = 8
 
 
 def genres(i: int) -> list[str]:
-    return ["Common"] * (i % 2 == 0) + ["Rare"] * (i in RARE_ONES)
+    """Head: one in ten of the products the popularity walk probes, then none up to where the walk
+    gives up, then all the rest, more than `store.RARE` (the walk is tried, finds too few and gives
+    way to the join)."""
+    head = i < store.POPULAR_PROBE and i % 10 == 0 or i >= store.POPULAR_WALK + 500
+    return ["Common"] * (i % 2 == 0) + ["Rare"] * (i in RARE_ONES) + ["Head"] * head
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +57,12 @@ def most_popular(ids, scores, genre, excluded, count):
     return sorted(passing, key=lambda pid: (-scores[pid], pid))[:count]
 
 
-@pytest.mark.parametrize("genre", ["Common", "Rare", None])
+@pytest.mark.parametrize("genre", ["Common", "Rare", "Head", None])
 async def test_the_most_popular_products_that_pass_a_filter_come_most_popular_first(pool, catalogue, genre):
     """For the blend (round trip 3) and the popularity continuation (round trip 4): half the
-    products pass (Common), three far down the popularity order (Rare), or every one (no filter).
-    Each time the same list as sorting every product that passes."""
+    products pass (Common: the popularity walk finds them), three far down the popularity order
+    (Rare: the join), a few of the most popular and many far down (Head: the walk, then the join),
+    or every one (no filter). Each time the same list as sorting every product that passes."""
     tenant, model, ids, scores, _ = catalogue
     excluded = [ids[0], ids[3], ids[RARE_ONES[0]]]
     async with pool.acquire() as conn:
