@@ -168,8 +168,8 @@ WHERE p.tenant_id = $1 AND p.id = ANY({id_list(9)}) AND {_filter(5)}
 # The most popular products that pass a filter, two ways. Walking the popularity order and looking
 # each product up stops at the $11-th that passes: at 100,000 products 5-6 ms for a filter one product
 # in eight passes (Action), where joining every passing product to every score and sorting takes
-# 14 ms, and the join's share grows with the catalogue. But for a filter one product in 40 passes
-# the walk looks up 8,000 products (30 ms), and a filter nothing passes would walk them all. So a
+# 14 ms (docs/gateway-bench.md). But for a filter one product in 60 passes the walk took 38 ms
+# against the join's 8, and for a filter nothing passes it would look up every product. So a
 # filter fewer than RARE products pass (FILTERED_NEAREST's count) goes to the join at once; for the
 # others the first POPULAR_PROBE products of the order are looked up: the walk is taken when at
 # least one in POPULAR_PASS_RATE of them passes, and gives way to the join when it has not found
