@@ -12,14 +12,14 @@ A personal recommendation takes at most four round trips (README, "Round trips")
                    continuation after the ranked part when the page reaches it.
 Under a filter fewer than RARE products pass, round trip 3 compares their vectors exactly instead of
 scanning the index (`FILTERED_NEAREST`), and the most popular products that pass come from a walk
-down the popularity order when the filter passes often enough there, else from a join (`MORE`). Plus
-one more, only when a filter's index scan gives up (after MAX_SCAN_TUPLES): the nearest products
-exactly, among those that pass (`FILTERED_EXACT`); and one when a ranked product was deleted since
-the last training run and the page must be asked again without it. The collaborative model
-(neighbour rows and popularity) comes from memory (`services.api.neighbours`: loaded once per
-training run per process, not per request). The filters (deleted, exclusions, genre, years) are
-written once, in `_filter`. Vectors travel as pgvector's binary form (`vector_send`), decoded by
-numpy at once.
+down the popularity order when the filter passes often enough there, else from a join
+(`POPULAR_PASSING`). Plus one more, only when a filter's index scan gives up (after
+MAX_SCAN_TUPLES): the nearest products exactly, among those that pass (`FILTERED_EXACT`); and one
+when a ranked product was deleted since the last training run and the page must be asked again
+without it. The collaborative model (neighbour rows and popularity) comes from memory
+(`services.api.neighbours`: loaded once per training run per process, not per request). The filters
+(deleted, exclusions, genre, years) are written once, in `_filter`. Vectors travel as pgvector's
+binary form (`vector_send`), decoded by numpy at once.
 """
 from collections.abc import Iterable
 from dataclasses import dataclass
