@@ -191,6 +191,15 @@ def _popular_order(count: str, rows: str) -> str:
      ORDER BY s.score DESC, s.product_id LIMIT {count})"""
 
 
+def _popular_joined(columns: str, first: int, limit: str, condition: str = "") -> str:
+    """`columns` of the first `limit` products that pass the filters ($first..$first+3), most
+    popular first: every passing product joined to its score and sorted (the planner may walk the
+    popularity order instead when `limit` is small)."""
+    return f"""(SELECT {columns} FROM product_popularity s
+     JOIN products p ON p.tenant_id = s.tenant_id AND p.id = s.product_id
+     WHERE s.tenant_id = $1 AND {_filter(first)}{condition} ORDER BY s.score DESC, p.id LIMIT {limit})"""
+
+
 _PROBED = f"CASE WHEN (SELECT yes FROM rare) THEN 0 ELSE {POPULAR_PROBE} END"
 _WALKED = f"CASE WHEN (SELECT passing FROM probe) * {POPULAR_PASS_RATE} >= {POPULAR_PROBE} THEN {POPULAR_WALK} ELSE 0 END"
 
@@ -201,10 +210,7 @@ POPULAR_PASSING = f"""UNION ALL
       walked AS (SELECT count(*) >= $11::bigint AS enough FROM walk)
  (SELECT -1, product_id, NULL::bytea FROM walk WHERE (SELECT enough FROM walked) ORDER BY score DESC, product_id)
  UNION ALL
- (SELECT -1, p.id, NULL::bytea FROM product_popularity s
-  JOIN products p ON p.tenant_id = s.tenant_id AND p.id = s.product_id
-  WHERE s.tenant_id = $1 AND {_filter(5)} AND NOT (SELECT enough FROM walked)
-  ORDER BY s.score DESC, p.id LIMIT $11::bigint))
+ {_popular_joined("-1, p.id, NULL::bytea", 5, "$11::bigint", " AND NOT (SELECT enough FROM walked)")})
 """
 # NEAREST's lists exactly under a genre or year filter, for the queries whose index scan gave up
 # (after MAX_SCAN_TUPLES); without a filter, NEAREST with EXACT_ORDER.
@@ -229,9 +235,7 @@ WHERE p.tenant_id = $1 AND p.id = ANY({id_list(3)}) AND NOT p.deleted"""
 # ones, then, only when those run out, the products nobody has scored, by id.
 PAGE = f"""
 WITH scored AS (
-    (SELECT p.id, s.score::float8 AS score FROM product_popularity s
-     JOIN products p ON p.tenant_id = s.tenant_id AND p.id = s.product_id
-     WHERE s.tenant_id = $1 AND {_filter(4)} ORDER BY s.score DESC, p.id LIMIT $8::bigint + $9::bigint)
+    {_popular_joined("p.id, s.score::float8 AS score", 4, "$8::bigint + $9::bigint")}
     UNION ALL
     (SELECT p.id, l.score FROM unnest({id_list(10)}, $11::float8[]) AS l(id, score)
      JOIN products p ON p.tenant_id = $1 AND p.id = l.id
