@@ -81,8 +81,10 @@ async def test_200_products_flow_to_real_vectors(stack, pool, encoder, unique):
 
 
 def handled_by(process, prefix: str) -> list[dict]:
-    """The "handled" log lines of a worker for products whose id starts with `prefix`."""
-    lines = [json.loads(line) for line in process.log().splitlines() if line.startswith("{")]
+    """The "handled" log lines of a worker for products whose id starts with `prefix`. Only whole
+    lines: the worker may be writing the last one as the log is read (or was killed mid-line)."""
+    text = process.log()
+    lines = [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines() if line.startswith("{")]
     return [line for line in lines if line.get("msg", "").startswith("handled")
             and str(line.get("product_id", "")).startswith(prefix)]
 
